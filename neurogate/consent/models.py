@@ -1,0 +1,277 @@
+"""Database tables of the consent core (SQLModel).
+
+Ids are random UUID strings. Times are stored as timezone-aware UTC. JSON columns hold
+short lists (channel names, declared purposes, product scopes).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+ROLES = ("subject", "guardian", "clinician", "admin", "vendor", "app_owner")
+CAPACITIES = ("full", "lacking")
+CRIA_STATUSES = ("none", "submitted", "approved")
+GRANT_CAPACITIES = ("self", "guardian", "legal_representative")
+ASSENT_STATES = ("not_required", "pending", "given", "dissent")
+CONSENT_STATUSES = ("active", "revoked", "expired")
+GUARDIAN_RELATIONSHIPS = ("parent", "legal_guardian", "legal_representative")
+
+
+def new_id() -> str:
+    """A new random object id."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back timezone-aware UTC (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "Naive datetimes are not stored; give a timezone-aware UTC time."
+            raise ValueError(msg)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False) -> datetime:
+    if nullable:
+        return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))  # type: ignore[no-any-return]
+    return Field(  # type: ignore[no-any-return]
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+class Subject(SQLModel, table=True):
+    """A person whose brain signals may flow through the gateway."""
+
+    __tablename__ = "subjects"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    pseudonym: str = Field(index=True, unique=True)
+    display_name: str | None = None
+    date_of_birth: date | None = None
+    jurisdiction: str = "CRC"
+    preferred_language: str = "en"
+    capacity: str = "full"
+    erased_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class Account(SQLModel, table=True):
+    """A login: a person (subject, guardian, clinician, admin, vendor, app owner)."""
+
+    __tablename__ = "accounts"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    username: str = Field(index=True, unique=True)
+    password_hash: str
+    role: str
+    pseudonym: str = Field(index=True, unique=True)
+    subject_id: str | None = Field(default=None, foreign_key="subjects.id", index=True)
+    disabled: bool = False
+    created_at: datetime = _ts()
+
+
+class AuthSession(SQLModel, table=True):
+    """A server-side login session; the client holds a random token, we keep its hash."""
+
+    __tablename__ = "auth_sessions"
+
+    token_hash: str = Field(primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class GuardianLink(SQLModel, table=True):
+    """A guardian (or legal representative) of a subject, verified by a clinician."""
+
+    __tablename__ = "guardian_links"
+    __table_args__ = (UniqueConstraint("guardian_account_id", "subject_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    guardian_account_id: str = Field(foreign_key="accounts.id", index=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    relationship: str = "parent"
+    verified_by: str = Field(foreign_key="accounts.id")
+    verified_at: datetime = _ts()
+
+
+class CareRelationship(SQLModel, table=True):
+    """A clinician who cares for a patient (subject)."""
+
+    __tablename__ = "care_relationships"
+    __table_args__ = (UniqueConstraint("clinician_account_id", "subject_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    clinician_account_id: str = Field(foreign_key="accounts.id", index=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    created_at: datetime = _ts()
+
+
+class App(SQLModel, table=True):
+    """An application that wants governed data, with its declared purposes."""
+
+    __tablename__ = "apps"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    name: str
+    owner_account_id: str = Field(foreign_key="accounts.id", index=True)
+    commercial: bool = False
+    declared_purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    cria_status: str = "none"
+    suspended: bool = False
+    created_at: datetime = _ts()
+
+
+class Device(SQLModel, table=True):
+    """A registered device: its vendor, model and the shape of its stream."""
+
+    __tablename__ = "devices"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    vendor_account_id: str = Field(foreign_key="accounts.id", index=True)
+    model: str
+    serial: str
+    channel_names: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    channel_types: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    sampling_rate: float
+    paired_subject_id: str | None = Field(default=None, foreign_key="subjects.id")
+    created_at: datetime = _ts()
+
+
+class OAuthClient(SQLModel, table=True):
+    """Client credentials of an app or a device (OAuth2 client-credentials grant)."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: str = Field(primary_key=True)
+    secret_hash: str
+    kind: str  # "app" | "device"
+    owner_id: str = Field(index=True)
+    scopes: str
+    created_at: datetime = _ts()
+
+
+class AppPseudonym(SQLModel, table=True):
+    """The name under which one app knows one subject (never the internal id)."""
+
+    __tablename__ = "app_pseudonyms"
+    __table_args__ = (UniqueConstraint("app_id", "subject_id"),)
+
+    pseudonym: str = Field(primary_key=True)
+    app_id: str = Field(foreign_key="apps.id", index=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+
+
+class Consent(SQLModel, table=True):
+    """One consent of a subject to one app for one purpose, with the notice shown."""
+
+    __tablename__ = "consents"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    app_id: str = Field(foreign_key="apps.id", index=True)
+    purpose_id: str = Field(index=True)
+    products: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    granted_by: str | None = Field(default=None, foreign_key="accounts.id")
+    granted_capacity: str
+    recorded_by: str = Field(foreign_key="accounts.id")
+    assent: str = "not_required"
+    assent_recorded_by: str | None = None
+    assent_recorded_at: datetime | None = _ts(nullable=True)
+    notice_purpose_id: str
+    notice_version: int
+    notice_language: str
+    notice_variant: str
+    notice_sha256: str
+    granted_at: datetime = _ts()
+    valid_from: datetime = _ts()
+    valid_until: datetime = _ts()
+    status: str = Field(default="active", index=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+    revoked_by: str | None = None
+    revocation_reason: str | None = None
+    expired_at: datetime | None = _ts(nullable=True)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """History of a consent: grant, assent, dissent, revocation, expiry."""
+
+    __tablename__ = "consent_events"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    consent_id: str = Field(foreign_key="consents.id", index=True)
+    action: str
+    actor_account_id: str | None = None
+    at: datetime = _ts()
+    detail: str | None = None
+    ledger_index: int | None = None
+
+
+class LedgerLeaf(SQLModel, table=True):
+    """One append-only ledger entry (canonical JSON) and its RFC 6962 leaf hash."""
+
+    __tablename__ = "ledger_leaves"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LedgerCheckpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint note) of the ledger at some size."""
+
+    __tablename__ = "ledger_checkpoints"
+
+    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    note: str
+    created_at: datetime = _ts()
+
+
+__all__ = [
+    "ASSENT_STATES",
+    "CAPACITIES",
+    "CONSENT_STATUSES",
+    "CRIA_STATUSES",
+    "GRANT_CAPACITIES",
+    "GUARDIAN_RELATIONSHIPS",
+    "ROLES",
+    "Account",
+    "App",
+    "AppPseudonym",
+    "AuthSession",
+    "CareRelationship",
+    "Consent",
+    "ConsentEvent",
+    "Device",
+    "GuardianLink",
+    "LedgerCheckpoint",
+    "LedgerLeaf",
+    "OAuthClient",
+    "Subject",
+    "new_id",
+    "utcnow",
+]

@@ -1,0 +1,106 @@
+"""The FastAPI application: REST API under /v1, OAuth2 token endpoint, health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from neurogate import __version__
+from neurogate.consent.consents import expire_due
+from neurogate.errors import NeurogateError
+from neurogate.gateway import errors
+from neurogate.gateway.oauth import TokenServer
+from neurogate.gateway.routes import (
+    apps,
+    auth,
+    care,
+    consents,
+    decisions,
+    devices,
+    ledger,
+    purposes,
+    subjects,
+)
+from neurogate.gateway.state import Gateway, build_gateway
+from neurogate.settings import Settings, get_settings
+
+log = logging.getLogger("neurogate.gateway")
+EXPIRY_SWEEP_SECONDS = 30.0
+
+
+def sweep_expired(gateway: Gateway) -> int:
+    """Close consents that ran out or whose guardian's authority ended; returns the count."""
+    with gateway.transaction() as session:
+        return len(expire_due(session=session, ledger=gateway.ledger))
+
+
+async def _sweep_forever(gateway: Gateway) -> None:
+    while True:
+        try:
+            changed = await run_in_threadpool(sweep_expired, gateway)
+            if changed:
+                log.info("expired %d consents", changed)
+        except NeurogateError as exc:
+            log.warning("consent expiry sweep failed: %s", exc.code)
+        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+
+
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
+    """Build the gateway application (opens the database and keys)."""
+    gateway = gateway or build_gateway(settings or get_settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_forever(gateway))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title="NeuroGate",
+        version=__version__,
+        description=(
+            "Consent and neural-data governance gateway. People log in at /v1/auth/login; "
+            "apps and devices get access tokens at /oauth/token (client credentials). "
+            "Errors come as {\"error\": {\"code\", \"message\"}}."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    errors.install(app)
+    for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger):
+        app.include_router(module.router)
+    token_server = TokenServer(gateway)
+
+    @app.post("/oauth/token", tags=["auth"])
+    async def issue_token(request: Request) -> Response:
+        """OAuth2 client-credentials grant for apps and devices (RFC 6749 section 4.4)."""
+        body = (await request.body()).decode("utf-8", errors="replace")
+        form = parse_qs(body, keep_blank_values=True)
+        return await run_in_threadpool(
+            token_server.token_response,
+            method=request.method,
+            uri=str(request.url),
+            headers=dict(request.headers),
+            form=form,
+        )
+
+    @app.get("/healthz", tags=["health"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok", "version": __version__}
+
+    return app
+
+
+__all__ = ["create_app", "sweep_expired"]

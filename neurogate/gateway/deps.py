@@ -1,0 +1,79 @@
+"""Dependencies shared by the routes: the gateway, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from neurogate.consent.access import Principal
+from neurogate.consent.accounts import resolve_session
+from neurogate.consent.models import App, Device
+from neurogate.errors import AuthenticationError
+from neurogate.gateway.state import Gateway
+
+SESSION_PREFIX = "ngs_"
+SESSION_COOKIE = "ngs_session"
+
+
+def get_gateway(request: Request) -> Gateway:
+    """The process's gateway (set up by ``create_app``)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of a request (header first, then the portal's session cookie)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE)
+
+
+def principal_for_token(gateway: Gateway, token: str) -> Principal:
+    """Resolve a session token (people) or an access token (apps, devices)."""
+    with gateway.transaction() as session:
+        if token.startswith(SESSION_PREFIX):
+            account = resolve_session(
+                session=session, token=token, policy=gateway.session_policy
+            )
+            return Principal(
+                kind="account", id=account.id, role=account.role,
+                subject_id=account.subject_id, pseudonym=account.pseudonym,
+            )
+        claims = gateway.tokens.verify(token)
+        owner = session.get(App if claims.kind == "app" else Device, claims.subject)
+        if owner is None:
+            msg = "The access token is invalid or expired; request a new one at /oauth/token."
+            raise AuthenticationError(msg)
+        return Principal(kind=claims.kind, id=claims.subject, role=claims.kind,
+                         scopes=claims.scopes)
+
+
+def get_principal(request: Request, gateway: GatewayDep) -> Principal:
+    """The authenticated caller, or 401."""
+    token = bearer_token(request)
+    if token is None:
+        msg = (
+            "Authentication required: send 'Authorization: Bearer <token>' with a session "
+            "token from /v1/auth/login or an access token from /oauth/token."
+        )
+        raise AuthenticationError(msg)
+    return principal_for_token(gateway, token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+__all__ = [
+    "SESSION_COOKIE",
+    "CurrentPrincipal",
+    "GatewayDep",
+    "bearer_token",
+    "get_gateway",
+    "get_principal",
+    "principal_for_token",
+]

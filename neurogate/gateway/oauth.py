@@ -1,0 +1,147 @@
+"""The OAuth2 token endpoint (client credentials) on authlib's AuthorizationServer core.
+
+authlib ships no async FastAPI server, so this module adapts the request and the
+response itself: the form body is read by FastAPI and handed to authlib as its payload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.requests import OAuth2Payload
+from starlette.responses import Response
+
+from neurogate.consent.accounts import check_client_secret
+from neurogate.consent.models import App, Device, OAuthClient
+from neurogate.gateway.state import Gateway
+
+
+class _Client(ClientMixin):
+    """authlib's view of an app's or device's client credentials."""
+
+    def __init__(self, row: OAuthClient, active: bool) -> None:
+        self.row = row
+        self.active = active
+
+    def get_client_id(self) -> str:
+        return self.row.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        allowed = self.row.scopes.split()
+        if not scope:
+            return " ".join(allowed)
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return self.active and check_client_secret(self.row, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint == "token" and method in ("client_secret_basic", "client_secret_post")
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+
+class _FormPayload(OAuth2Payload):
+    def __init__(self, form: dict[str, list[str]]) -> None:
+        self._form = form
+
+    @property
+    def data(self) -> dict[str, str]:
+        return {k: v[0] for k, v in self._form.items() if v}
+
+    @property
+    def datalist(self) -> defaultdict[str, list[str]]:
+        return defaultdict(list, self._form)
+
+
+class _Request(OAuth2Request):
+    def __init__(self, method: str, uri: str, headers: dict[str, str],
+                 form: dict[str, list[str]]) -> None:
+        super().__init__(method=method, uri=uri, headers=headers)
+        self.payload = _FormPayload(form)
+        self._form = {k: v[0] for k, v in form.items() if v}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+class TokenServer(AuthorizationServer):  # type: ignore[misc]
+    """Client-credentials token issuance for apps and devices."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__(scopes_supported=None)
+        self.gateway = gateway
+        self.register_grant(ClientCredentialsGrant)
+        self.register_token_generator("default", self._generate)
+
+    def query_client(self, client_id: str) -> _Client | None:
+        with self.gateway.transaction() as session:
+            row = session.get(OAuthClient, client_id)
+            if row is None:
+                return None
+            owner = session.get(App if row.kind == "app" else Device, row.owner_id)
+            return _Client(row, active=owner is not None)
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        """JWT access tokens are self-contained; nothing to store."""
+
+    def _generate(self, grant_type: str, client: _Client, user: object = None,
+                  scope: str | None = None, expires_in: int | None = None,
+                  include_refresh_token: bool = False) -> dict[str, Any]:
+        scopes = client.get_allowed_scope(scope)
+        return {
+            "access_token": self.gateway.tokens.issue(
+                kind=client.row.kind, subject=client.row.owner_id,
+                client_id=client.row.client_id, scope=scopes,
+            ),
+            "token_type": "Bearer",
+            "expires_in": self.gateway.tokens.ttl_seconds,
+            "scope": scopes,
+        }
+
+    def create_oauth2_request(self, request: _Request) -> _Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]
+                        ) -> Response:
+        if isinstance(body, dict) and "error" in body:
+            body = {
+                "error": body["error"],
+                "error_description": body.get("error_description", ""),
+            }
+        payload = json.dumps(body) if isinstance(body, dict) else body
+        out = Response(payload, status_code=status, media_type="application/json")
+        for name, value in headers:
+            if name.lower() != "content-type":
+                out.headers[name] = value
+        return out
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No listeners: authlib's signals are for framework integrations."""
+
+    def token_response(self, *, method: str, uri: str, headers: dict[str, str],
+                       form: dict[str, list[str]]) -> Response:
+        """Run authlib's token endpoint over an already-read form body."""
+        return self.create_token_response(_Request(method, uri, headers, form))
+
+
+__all__ = ["TokenServer"]

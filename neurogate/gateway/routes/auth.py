@@ -1,0 +1,90 @@
+"""Logins, sessions and accounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from sqlmodel import select
+
+from neurogate.consent.access import require_role
+from neurogate.consent.accounts import authenticate, close_session, create_account, find_account
+from neurogate.consent.accounts import open_session as start_session
+from neurogate.consent.models import Account
+from neurogate.consent.schemas import AccountCreate, AccountPublic, LoginRequest, LoginResponse
+from neurogate.errors import AuthenticationError
+from neurogate.gateway.deps import SESSION_COOKIE, CurrentPrincipal, GatewayDep, bearer_token
+
+router = APIRouter(prefix="/v1", tags=["auth"])
+
+
+@router.post("/auth/login")
+def login(body: LoginRequest, gw: GatewayDep, response: Response) -> LoginResponse:
+    """Log in with a username and password; returns a session token."""
+    with gw.transaction() as session:
+        account = authenticate(session=session, username=body.username, password=body.password)
+        if account is not None:
+            token = start_session(session=session, account=account)
+    if account is None:
+        with gw.transaction() as session:
+            known = find_account(session=session, username=body.username)
+            gw.ledger.append(
+                session, action="auth.login_failed",
+                account=known.pseudonym if known is not None else None,
+            )
+        msg = "The username or password is wrong."
+        raise AuthenticationError(msg)
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="strict",
+        secure=gw.settings.environment == "production",
+        max_age=gw.settings.session_absolute_seconds,
+    )
+    return LoginResponse(
+        session_token=token,
+        account_id=account.id,
+        role=account.role,
+        idle_timeout_seconds=gw.settings.session_idle_seconds,
+        absolute_timeout_seconds=gw.settings.session_absolute_seconds,
+    )
+
+
+@router.post("/auth/logout", status_code=204)
+def logout(request: Request, gw: GatewayDep, principal: CurrentPrincipal) -> Response:
+    """End the current session."""
+    token = bearer_token(request)
+    if token is not None:
+        with gw.transaction() as session:
+            close_session(session=session, token=token)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/auth/me")
+def read_me(gw: GatewayDep, principal: CurrentPrincipal) -> dict[str, object]:
+    """Who the caller is."""
+    return {
+        "kind": principal.kind,
+        "id": principal.id,
+        "role": principal.role,
+        "subject_id": principal.subject_id,
+        "scopes": sorted(principal.scopes),
+    }
+
+
+@router.post("/accounts", status_code=201)
+def create_account_route(body: AccountCreate, gw: GatewayDep,
+                         principal: CurrentPrincipal) -> AccountPublic:
+    """Create an account (administrators)."""
+    require_role(principal, "admin")
+    with gw.transaction() as session:
+        account = create_account(
+            session=session, username=body.username, password=body.password, role=body.role
+        )
+        return AccountPublic.model_validate(account)
+
+
+@router.get("/accounts")
+def read_accounts(gw: GatewayDep, principal: CurrentPrincipal) -> list[AccountPublic]:
+    """List accounts (administrators)."""
+    require_role(principal, "admin")
+    with gw.transaction() as session:
+        return [AccountPublic.model_validate(a) for a in session.exec(select(Account)).all()]

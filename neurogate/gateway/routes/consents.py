@@ -1,0 +1,115 @@
+"""Consents: grant with the notice shown, assent or dissent, revoke, list, history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from neurogate.consent import access, consents
+from neurogate.consent.models import Consent
+from neurogate.consent.schemas import (
+    AppConsentView,
+    AssentRecord,
+    ConsentCreate,
+    ConsentEventPublic,
+    ConsentPublic,
+    ConsentWithReceipt,
+    RevokeRequest,
+)
+from neurogate.errors import ConflictError
+from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
+
+
+def _for_app(session: Any, consent: Consent) -> AppConsentView:
+    return AppConsentView(
+        id=consent.id,
+        subject=consents.app_pseudonym_of(session, consent.app_id, consent.subject_id) or "",
+        purpose_id=consent.purpose_id,
+        products=consent.products,
+        status=consent.status,
+        valid_until=consent.valid_until,
+    )
+
+
+@router.get("")
+def read_consents(gw: GatewayDep, principal: CurrentPrincipal,
+                  subject_id: str | None = Query(default=None, max_length=64)
+                  ) -> list[ConsentPublic] | list[AppConsentView]:
+    """List consents you may see (an app sees its own, under its pseudonyms)."""
+    with gw.transaction() as session:
+        rows = consents.list_consents(session=session, principal=principal,
+                                      subject_id=subject_id)
+        if principal.kind == "app":
+            return [_for_app(session, c) for c in rows]
+        return [ConsentPublic.model_validate(c) for c in rows]
+
+
+@router.post("", status_code=201)
+def create_consent(body: ConsentCreate, gw: GatewayDep,
+                   principal: CurrentPrincipal) -> ConsentWithReceipt:
+    """Grant a consent, naming the exact notice shown; returns a signed receipt."""
+    with gw.transaction() as session:
+        consent, receipt = consents.grant_consent(
+            session=session, ledger=gw.ledger, principal=principal, request=body
+        )
+    return ConsentWithReceipt(consent=ConsentPublic.model_validate(consent), receipt=receipt)
+
+
+@router.get("/{consent_id}")
+def read_consent(consent_id: str, gw: GatewayDep,
+                 principal: CurrentPrincipal) -> ConsentPublic | AppConsentView:
+    """Read one consent."""
+    with gw.transaction() as session:
+        consent = access.get_consent(session, principal, consent_id)
+        if principal.kind == "app":
+            return _for_app(session, consent)
+        return ConsentPublic.model_validate(consent)
+
+
+@router.post("/{consent_id}/assent")
+def record_assent(consent_id: str, body: AssentRecord, gw: GatewayDep,
+                  principal: CurrentPrincipal) -> ConsentPublic:
+    """Record a child's own assent or dissent (the child, or a clinician in care)."""
+    with gw.transaction() as session:
+        consent = consents.record_assent(
+            session=session, ledger=gw.ledger, principal=principal, consent_id=consent_id,
+            assent=body.assent,
+        )
+    return ConsentPublic.model_validate(consent)
+
+
+@router.post("/{consent_id}/revoke")
+def revoke_consent(consent_id: str, gw: GatewayDep, principal: CurrentPrincipal,
+                   body: RevokeRequest | None = None) -> ConsentWithReceipt:
+    """Revoke a consent in one call; it is on disk before this answers."""
+    with gw.transaction() as session:
+        consent, receipt = consents.revoke_consent(
+            session=session, ledger=gw.ledger, principal=principal, consent_id=consent_id,
+            reason=body.reason if body else None,
+        )
+    return ConsentWithReceipt(consent=ConsentPublic.model_validate(consent), receipt=receipt)
+
+
+@router.get("/{consent_id}/history")
+def read_consent_history(consent_id: str, gw: GatewayDep,
+                         principal: CurrentPrincipal) -> list[ConsentEventPublic]:
+    """Every recorded change of a consent, oldest first."""
+    with gw.transaction() as session:
+        events = consents.history(session=session, principal=principal, consent_id=consent_id)
+        return [ConsentEventPublic.model_validate(e) for e in events]
+
+
+@router.get("/{consent_id}/receipt")
+def read_consent_receipt(consent_id: str, gw: GatewayDep,
+                         principal: CurrentPrincipal) -> dict[str, Any]:
+    """A fresh receipt of the consent's latest change, proven against the newest checkpoint."""
+    with gw.transaction() as session:
+        events = consents.history(session=session, principal=principal, consent_id=consent_id)
+        indexed = [e.ledger_index for e in events if e.ledger_index is not None]
+        if not indexed:
+            msg = "This consent has no ledger entry yet."
+            raise ConflictError(msg)
+        return gw.ledger.receipt_for(session, max(indexed))

@@ -1,0 +1,499 @@
+"""Causal streaming filters designed with MNE and applied chunk by chunk.
+
+Every filter here is a causal IIR filter in second-order sections (SOS), designed once with
+:func:`mne.filter.create_filter` (``method='iir'``, Butterworth, ``output='sos'``,
+``phase='forward'``) and applied with :func:`scipy.signal.sosfilt`, carrying the filter
+state ``zi`` from one chunk to the next. Streaming a recording through a filter in chunks
+of any sizes therefore gives the same output (to rounding) as filtering the whole
+recording at once with ``sosfilt(sos, data, axis=-1)``, which is what
+``mne.filter.filter_data(..., method='iir', phase='forward')`` does.
+
+All filters are linear and act on each channel separately, and re-referencing is a linear
+combination of channels at one instant, so a `Reference` may sit anywhere in a
+`FilterChain` with the same result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal as sp_signal
+
+from neurogate.errors import SignalError, ValidationError
+
+from ._checks import check_chunk, check_range
+
+__all__ = [
+    "ChunkStep",
+    "FilterChain",
+    "Reference",
+    "StreamingFilter",
+    "design_iir_sos",
+]
+
+#: Fraction of the Nyquist frequency the upper band-pass edge may reach.
+_MAX_EDGE_OF_NYQUIST = 0.9
+
+
+def design_iir_sos(
+    sfreq: float, l_freq: float | None, h_freq: float | None, *, order: int
+) -> NDArray[np.float64]:
+    """Design a causal Butterworth filter with MNE and return its second-order sections.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling frequency in Hz.
+    l_freq, h_freq : float | None
+        Edges in Hz, with MNE's meaning: ``l_freq < h_freq`` band-pass, ``l_freq > h_freq``
+        band-stop, ``l_freq=None`` low-pass, ``h_freq=None`` high-pass.
+    order : int
+        Butterworth order per edge (SciPy's ``N``).
+
+    Returns
+    -------
+    sos : ndarray, shape (n_sections, 6)
+        Second-order sections, as ``create_filter(...)['sos']``.
+
+    Raises
+    ------
+    SignalError
+        If MNE refuses the design (for example an edge at or above Nyquist).
+    """
+    import mne  # deferred: importing MNE is slow and only needed while designing
+
+    iir_params = {"order": int(order), "ftype": "butter", "output": "sos"}
+    try:
+        params = mne.filter.create_filter(
+            None,
+            float(sfreq),
+            l_freq,
+            h_freq,
+            method="iir",
+            iir_params=iir_params,
+            phase="forward",
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        msg = (
+            f"MNE could not design a Butterworth filter of order {order} with "
+            f"l_freq={l_freq!r} Hz and h_freq={h_freq!r} Hz at sfreq={sfreq!r} Hz: {exc}"
+        )
+        raise SignalError(msg) from exc
+    return np.ascontiguousarray(params["sos"], dtype=np.float64)
+
+
+@runtime_checkable
+class ChunkStep(Protocol):
+    """One step of a `FilterChain`: a stateful map from chunk to chunk."""
+
+    name: str
+    n_channels: int
+
+    def apply(self, data: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Process a checked float64 chunk, shape (n_channels, n_times)."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the state carried across chunks."""
+        ...
+
+
+class StreamingFilter:
+    """A causal SOS filter whose state carries across chunks.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6) | None
+        Second-order sections (e.g. from `design_iir_sos`). ``None`` makes a pass-through
+        filter; give ``skipped_reason`` to say why.
+    n_channels : int
+        Number of channels (rows) of every chunk.
+    name : str
+        Short name shown in `FilterChain.skipped` and logs.
+    skipped_reason : str | None
+        Why the filter does nothing, if ``sos`` is ``None``.
+    adjustment : str | None
+        A note on how the requested design was changed (e.g. an edge lowered below Nyquist).
+
+    Attributes
+    ----------
+    zi : ndarray, shape (n_sections, n_channels, 2)
+        The filter state after the last chunk (zeros before the first).
+    l_freq, h_freq : float | None
+        The design's edges in Hz, when made by a constructor method.
+    """
+
+    def __init__(
+        self,
+        sos: NDArray[np.float64] | None,
+        n_channels: int,
+        *,
+        name: str = "filter",
+        skipped_reason: str | None = None,
+        adjustment: str | None = None,
+    ) -> None:
+        n_channels = int(check_range("n_channels", n_channels, low=1))
+        if sos is not None:
+            sos = np.ascontiguousarray(sos, dtype=np.float64)
+            if sos.ndim != 2 or sos.shape[1] != 6 or sos.shape[0] < 1:
+                msg = (
+                    "The 'sos' parameter must have shape (n_sections, 6), but got shape "
+                    f"{sos.shape}."
+                )
+                raise ValidationError(msg, field="sos")
+        elif skipped_reason is None:
+            skipped_reason = "No coefficients were given (sos=None)."
+        self.sos = sos
+        self.n_channels = n_channels
+        self.name = name
+        self.skipped_reason = None if sos is not None else skipped_reason
+        self.adjustment = adjustment
+        self.l_freq: float | None = None
+        self.h_freq: float | None = None
+        n_sections = 0 if sos is None else sos.shape[0]
+        self.zi = np.zeros((n_sections, n_channels, 2))
+
+    def __repr__(self) -> str:
+        state = "skipped" if self.sos is None else f"{self.sos.shape[0]} sections"
+        return f"<StreamingFilter {self.name!r} | {self.n_channels} channels, {state}>"
+
+    @property
+    def active(self) -> bool:
+        """Whether the filter changes the data (``False`` when skipped)."""
+        return self.sos is not None
+
+    @classmethod
+    def bandpass(
+        cls,
+        sfreq: float,
+        n_channels: int,
+        *,
+        l_freq: float = 1.0,
+        h_freq: float = 40.0,
+        order: int = 4,
+    ) -> StreamingFilter:
+        """Make a causal Butterworth band-pass filter.
+
+        An ``h_freq`` above 90 % of the Nyquist frequency is lowered to it (see
+        ``adjustment``). The effective order is ``2 * order`` (two edges).
+
+        Parameters
+        ----------
+        sfreq : float
+            Sampling frequency in Hz.
+        n_channels : int
+            Number of channels.
+        l_freq, h_freq : float
+            Pass-band edges in Hz (-3 dB points).
+        order : int
+            Butterworth order per edge.
+
+        Returns
+        -------
+        filt : StreamingFilter
+            The band-pass filter, named ``"bandpass"``.
+        """
+        sfreq = check_range("sfreq", sfreq, low=0.0, low_inclusive=False, unit=" Hz")
+        nyquist = sfreq / 2.0
+        l_freq = check_range("l_freq", l_freq, low=0.0, low_inclusive=False, unit=" Hz")
+        h_freq = check_range("h_freq", h_freq, low=0.0, low_inclusive=False, unit=" Hz")
+        adjustment = None
+        h_max = _MAX_EDGE_OF_NYQUIST * nyquist
+        if h_freq > h_max:
+            adjustment = (
+                f"h_freq lowered from {h_freq:g} Hz to {h_max:g} Hz (90% of the Nyquist "
+                f"frequency {nyquist:g} Hz at sfreq={sfreq:g} Hz)."
+            )
+            h_freq = h_max
+        if l_freq >= h_freq:
+            msg = (
+                f"The band-pass needs l_freq < h_freq, but got l_freq={l_freq:g} Hz and "
+                f"h_freq={h_freq:g} Hz (after capping below Nyquist {nyquist:g} Hz)."
+            )
+            raise ValidationError(msg, field="l_freq")
+        sos = design_iir_sos(sfreq, l_freq, h_freq, order=order)
+        filt = cls(sos, n_channels, name="bandpass", adjustment=adjustment)
+        filt.l_freq, filt.h_freq = l_freq, h_freq
+        return filt
+
+    @classmethod
+    def notch(
+        cls,
+        sfreq: float,
+        n_channels: int,
+        *,
+        line_freq: float = 50.0,
+        width: float = 4.0,
+        order: int = 2,
+    ) -> StreamingFilter:
+        """Make a causal Butterworth band-stop filter at the power-line frequency.
+
+        The stop band is ``line_freq - width / 2`` to ``line_freq + width / 2`` Hz. If its
+        upper edge is not below the Nyquist frequency the filter is skipped: it passes data
+        through unchanged and ``skipped_reason`` says why.
+
+        Parameters
+        ----------
+        sfreq : float
+            Sampling frequency in Hz.
+        n_channels : int
+            Number of channels.
+        line_freq : float
+            Power-line frequency in Hz (50 or 60).
+        width : float
+            Width of the stop band in Hz (-3 dB points).
+        order : int
+            Butterworth order per edge.
+
+        Returns
+        -------
+        filt : StreamingFilter
+            The notch filter, named ``"notch"``.
+        """
+        sfreq = check_range("sfreq", sfreq, low=0.0, low_inclusive=False, unit=" Hz")
+        line_freq = check_range("line_freq", line_freq, low=0.0, low_inclusive=False, unit=" Hz")
+        width = check_range("width", width, low=0.0, low_inclusive=False, unit=" Hz")
+        if width >= line_freq:
+            msg = f"The notch 'width' ({width:g} Hz) must be below line_freq ({line_freq:g} Hz)."
+            raise ValidationError(msg, field="width")
+        low, high = line_freq - width / 2.0, line_freq + width / 2.0
+        nyquist = sfreq / 2.0
+        if high >= nyquist:
+            reason = (
+                f"Notch at {line_freq:g} Hz skipped: its stop band {low:g}-{high:g} Hz is not "
+                f"below the Nyquist frequency {nyquist:g} Hz at sfreq={sfreq:g} Hz."
+            )
+            filt = cls(None, n_channels, name="notch", skipped_reason=reason)
+        else:
+            # MNE's convention: l_freq > h_freq designs a band-stop filter.
+            sos = design_iir_sos(sfreq, high, low, order=order)
+            filt = cls(sos, n_channels, name="notch")
+        filt.l_freq, filt.h_freq = low, high
+        return filt
+
+    @classmethod
+    def lowpass(
+        cls, sfreq: float, n_channels: int, *, h_freq: float, order: int = 8
+    ) -> StreamingFilter:
+        """Make a causal Butterworth low-pass filter (e.g. an anti-alias filter).
+
+        Parameters
+        ----------
+        sfreq : float
+            Sampling frequency in Hz.
+        n_channels : int
+            Number of channels.
+        h_freq : float
+            Cut-off in Hz (-3 dB point), below the Nyquist frequency.
+        order : int
+            Butterworth order.
+
+        Returns
+        -------
+        filt : StreamingFilter
+            The low-pass filter, named ``"lowpass"``.
+        """
+        sfreq = check_range("sfreq", sfreq, low=0.0, low_inclusive=False, unit=" Hz")
+        h_freq = check_range(
+            "h_freq", h_freq, low=0.0, high=sfreq / 2.0, low_inclusive=False, unit=" Hz"
+        )
+        filt = cls(design_iir_sos(sfreq, None, h_freq, order=order), n_channels, name="lowpass")
+        filt.h_freq = h_freq
+        return filt
+
+    def process(self, chunk: NDArray[np.generic]) -> NDArray[np.float64]:
+        """Filter one chunk, continuing from the previous one.
+
+        Parameters
+        ----------
+        chunk : ndarray, shape (n_channels, n_times)
+            Samples in any real numeric dtype (volts for EEG).
+
+        Returns
+        -------
+        out : ndarray, shape (n_channels, n_times), dtype float64
+            The filtered chunk, in the input's units.
+        """
+        return self.apply(check_chunk(chunk, self.n_channels))
+
+    def apply(self, data: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Filter a chunk already checked by the caller (float64, right shape, finite).
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_channels, n_times), dtype float64
+            The chunk; it is not modified.
+
+        Returns
+        -------
+        out : ndarray, shape (n_channels, n_times), dtype float64
+            The filtered chunk (``data`` itself when the filter is skipped).
+        """
+        if self.sos is None or data.shape[-1] == 0:
+            return data
+        out, zf = sp_signal.sosfilt(self.sos, data, axis=-1, zi=self.zi)
+        self.zi[...] = zf  # in place: a FilterChain may share this state
+        return np.asarray(out, dtype=np.float64)
+
+    def reset(self) -> None:
+        """Reset the filter state to zeros, as before the first chunk."""
+        self.zi[...] = 0.0
+
+
+class Reference:
+    """Re-reference channels to their average or to named reference channels.
+
+    Parameters
+    ----------
+    ch_names : sequence of str
+        Names of the rows of every chunk.
+    ref_channels : ``"average"`` | str | sequence of str
+        ``"average"`` subtracts the mean of all channels at each instant (MNE's average
+        reference); a name or list of names subtracts the mean of those channels (which
+        then read zero), like :meth:`mne.io.Raw.set_eeg_reference`.
+    """
+
+    def __init__(self, ch_names: Sequence[str], ref_channels: str | Sequence[str] = "average"):
+        self.ch_names = tuple(str(name) for name in ch_names)
+        if not self.ch_names:
+            msg = "The 'ch_names' parameter must name at least one channel, but got none."
+            raise ValidationError(msg, field="ch_names")
+        self.n_channels = len(self.ch_names)
+        self.name = "reference"
+        if isinstance(ref_channels, str) and ref_channels == "average":
+            self.ref_channels: tuple[str, ...] | str = "average"
+            self._ref_idx: NDArray[np.intp] | None = None
+        else:
+            names = (ref_channels,) if isinstance(ref_channels, str) else tuple(ref_channels)
+            missing = [name for name in names if name not in self.ch_names]
+            if not names or missing:
+                msg = (
+                    "The 'ref_channels' parameter must be 'average' or name channels of the "
+                    f"stream, but got {list(names)!r}; unknown: {missing!r}. Known channels: "
+                    f"{list(self.ch_names)!r}."
+                )
+                raise ValidationError(msg, field="ref_channels")
+            self.ref_channels = names
+            self._ref_idx = np.array([self.ch_names.index(name) for name in names])
+
+    def __repr__(self) -> str:
+        return f"<Reference {self.ref_channels!r} | {self.n_channels} channels>"
+
+    def process(self, chunk: NDArray[np.generic]) -> NDArray[np.float64]:
+        """Re-reference one chunk, shape (n_channels, n_times); returns a new array."""
+        return self.apply(check_chunk(chunk, self.n_channels))
+
+    def apply(self, data: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Re-reference a checked float64 chunk without modifying it.
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_channels, n_times), dtype float64
+            The chunk, in volts.
+
+        Returns
+        -------
+        out : ndarray, shape (n_channels, n_times), dtype float64
+            ``data`` minus the reference signal, in volts.
+        """
+        rows = data if self._ref_idx is None else data[self._ref_idx]
+        return data - rows.mean(axis=0, keepdims=True)
+
+    def reset(self) -> None:
+        """Do nothing: re-referencing keeps no state across chunks."""
+
+
+def _fuse(steps: Sequence[ChunkStep]) -> tuple[ChunkStep, ...]:
+    """Merge runs of consecutive filters into one filter, for one ``sosfilt`` call per run.
+
+    Cascading second-order sections is what ``sosfilt`` does inside one call, so the output
+    is the same; each original filter's ``zi`` becomes a view of the merged state.
+    """
+    out: list[ChunkStep] = []
+    run: list[StreamingFilter] = []
+    for step in [*steps, None]:
+        if isinstance(step, StreamingFilter) and step.sos is not None:
+            run.append(step)
+            continue
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            sos = np.vstack([f.sos for f in run if f.sos is not None])
+            merged = StreamingFilter(sos, run[0].n_channels, name="+".join(f.name for f in run))
+            merged.zi[...] = np.concatenate([f.zi for f in run])
+            start = 0
+            for f in run:
+                f.zi = merged.zi[start : start + f.zi.shape[0]]
+                start += f.zi.shape[0]
+            out.append(merged)
+        run = []
+        if step is not None:
+            out.append(step)
+    return tuple(out)
+
+
+class FilterChain:
+    """Steps (filters, references) applied in order to each chunk.
+
+    Parameters
+    ----------
+    steps : sequence of ChunkStep
+        `StreamingFilter` and `Reference` objects (or anything with ``name``,
+        ``n_channels``, ``apply`` and ``reset``), all for the same number of channels.
+    """
+
+    def __init__(self, steps: Sequence[ChunkStep]) -> None:
+        self.steps = tuple(steps)
+        if not self.steps:
+            msg = "A FilterChain needs at least one step, but got none."
+            raise ValidationError(msg, field="steps")
+        counts = {step.n_channels for step in self.steps}
+        if len(counts) != 1:
+            found = [(step.name, step.n_channels) for step in self.steps]
+            msg = f"All steps of a FilterChain must have the same n_channels, but got {found}."
+            raise ValidationError(msg, field="steps")
+        self.n_channels = counts.pop()
+        self._active = _fuse(
+            [s for s in self.steps if not isinstance(s, StreamingFilter) or s.active]
+        )
+
+    def __repr__(self) -> str:
+        names = ", ".join(step.name for step in self.steps)
+        return f"<FilterChain [{names}] | {self.n_channels} channels>"
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Names of skipped filters mapped to the reason each was skipped."""
+        return {
+            step.name: step.skipped_reason
+            for step in self.steps
+            if isinstance(step, StreamingFilter) and step.skipped_reason is not None
+        }
+
+    @property
+    def sos(self) -> NDArray[np.float64]:
+        """All active filters' sections stacked in order, shape (n_sections, 6).
+
+        Filtering with it at once equals running the chain's filters (references apart).
+        """
+        parts = [s.sos for s in self.steps if isinstance(s, StreamingFilter) and s.sos is not None]
+        return np.vstack(parts) if parts else np.empty((0, 6))
+
+    def process(self, chunk: NDArray[np.generic]) -> NDArray[np.float64]:
+        """Check and process one chunk, shape (n_channels, n_times); returns float64."""
+        return self.apply(check_chunk(chunk, self.n_channels))
+
+    def apply(self, data: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Process a checked float64 chunk, shape (n_channels, n_times), through every step."""
+        for step in self._active:
+            data = step.apply(data)
+        return data
+
+    def reset(self) -> None:
+        """Reset every step's state."""
+        for step in self.steps:
+            step.reset()

@@ -1,0 +1,321 @@
+"""The per-stream pipeline: filter once, compute every product once, per chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neurogate.errors import SignalError, ValidationError
+
+from ._checks import NEURAL_TYPES, check_chunk, check_range, read_only
+from .filters import ChunkStep, FilterChain, Reference, StreamingFilter
+from .frames import Frame
+from .products import (
+    PRODUCT_NAMES,
+    PRODUCTS,
+    QUALITY_COLUMNS,
+    QualityThresholds,
+    WelchEstimator,
+    band_edges,
+    focus_index,
+    relaxation_index,
+    signal_quality,
+)
+
+__all__ = ["ProductBatch", "StreamPipeline"]
+
+_MIN_SFREQ = 64.0  # Nyquist must exceed the top of the beta band (30 Hz) with margin
+
+
+@dataclass(frozen=True, slots=True)
+class ProductBatch(Mapping[str, list[Frame]]):
+    """The frames one `StreamPipeline.push` produced, by product name.
+
+    Every name in `PRODUCT_NAMES` is a key; windowed products have an empty list when no
+    window ended in the chunk.
+
+    Parameters
+    ----------
+    t0 : float
+        Time in seconds of the chunk's first sample.
+    n_times : int
+        Samples in the chunk.
+    frames : dict of str to list of Frame
+        Frames per product, oldest first.
+    """
+
+    t0: float
+    n_times: int
+    frames: dict[str, list[Frame]]
+
+    def __getitem__(self, name: str) -> list[Frame]:
+        return self.frames[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+class _DoubleRing:
+    """A ring buffer, shape (n_rows, n), written twice so any window is a contiguous view."""
+
+    def __init__(self, n_rows: int, n: int) -> None:
+        self.n = n
+        self.buf = np.zeros((n_rows, 2 * n))
+        self.pos = 0
+
+    def write(self, x: NDArray[np.float64]) -> None:
+        n, k = self.n, x.shape[-1]
+        if k >= n:
+            x, k = x[:, -n:], n
+        p = self.pos
+        first = min(k, n - p)
+        self.buf[:, p : p + first] = x[:, :first]
+        self.buf[:, p + n : p + n + first] = x[:, :first]
+        if k > first:
+            self.buf[:, : k - first] = x[:, first:]
+            self.buf[:, n : n + k - first] = x[:, first:]
+        self.pos = (p + k) % n
+
+    def window(self) -> NDArray[np.float64]:
+        """The last ``n`` samples, oldest first (a view: copy before keeping it)."""
+        return self.buf[:, self.pos : self.pos + self.n]
+
+
+class StreamPipeline:
+    """Filters and products for one device stream, each computed once per chunk.
+
+    Only neural channels (types ``eeg``, ``seeg``, ``ecog``, ``dbs``) go into products;
+    others (``stim``, ``eog``, ``misc``, ...) are checked and dropped. Filters are
+    designed once here, with MNE; `push` calls no MNE code.
+
+    Parameters
+    ----------
+    ch_names : sequence of str
+        Channel names, one per row of every chunk, unique.
+    ch_types : sequence of str
+        MNE channel types, one per channel.
+    sfreq : float
+        Sampling frequency in Hz (at least 64).
+    line_freq : float
+        Power-line frequency in Hz (50 or 60), notched and checked by ``signal_quality``.
+    l_freq, h_freq : float
+        Band-pass edges in Hz (``h_freq`` is lowered to 90 % of Nyquist if needed).
+    filter_order : int
+        Butterworth order of each band-pass edge.
+    notch_width : float
+        Width of the notch's stop band in Hz.
+    reference : None | "average" | str | sequence of str
+        Re-reference for ``filtered`` (and products made from it): ``None`` keeps the
+        device's reference.
+    window_s : float
+        Sliding window of the windowed products in seconds (at least 1).
+    hop_s : float
+        Time between windowed outputs in seconds.
+    segment_s : float
+        Welch segment length in seconds (at least 1, at most ``window_s``).
+    quality : QualityThresholds
+        Thresholds of ``signal_quality``.
+    max_abs_v : float
+        Largest plausible magnitude in volts; larger values mean the chunk is not in volts.
+
+    Attributes
+    ----------
+    labels : tuple of str
+        Names of the neural channels, the rows of electrode-level frames.
+    bands : tuple of str
+        The ``band_power`` columns.
+    resolutions : dict of str to Resolution
+        The finest resolution of each product for this stream.
+    notes : dict of str to str
+        Why a filter was skipped or adjusted, by filter name.
+    """
+
+    def __init__(
+        self,
+        ch_names: Sequence[str],
+        ch_types: Sequence[str],
+        sfreq: float,
+        line_freq: float = 50.0,
+        *,
+        l_freq: float = 1.0,
+        h_freq: float = 40.0,
+        filter_order: int = 4,
+        notch_width: float = 4.0,
+        reference: str | Sequence[str] | None = None,
+        window_s: float = 2.0,
+        hop_s: float = 0.5,
+        segment_s: float = 1.0,
+        quality: QualityThresholds | None = None,
+        max_abs_v: float = 1.0,
+    ) -> None:
+        self.ch_names = tuple(str(name) for name in ch_names)
+        self.ch_types = tuple(str(kind) for kind in ch_types)
+        if len(self.ch_types) != len(self.ch_names):
+            msg = (
+                f"Got {len(self.ch_names)} channel names but {len(self.ch_types)} channel "
+                "types; give one type per channel."
+            )
+            raise ValidationError(msg, field="ch_types")
+        dupes = sorted({n for n in self.ch_names if self.ch_names.count(n) > 1})
+        if dupes:
+            msg = f"Channel names must be unique, but {dupes!r} appear more than once."
+            raise ValidationError(msg, field="ch_names")
+        self.n_channels = len(self.ch_names)
+        self._neural = np.array([k in NEURAL_TYPES for k in self.ch_types], dtype=bool)
+        if not self._neural.any():
+            msg = (
+                f"The stream needs at least one neural channel (types {list(NEURAL_TYPES)}), "
+                f"but got types {sorted(set(self.ch_types))}."
+            )
+            raise ValidationError(msg, field="ch_types")
+        self._all_neural = bool(self._neural.all())
+        self._neural_idx = np.flatnonzero(self._neural)
+        self.labels = tuple(n for n, keep in zip(self.ch_names, self._neural, strict=True) if keep)
+        self.sfreq = check_range("sfreq", sfreq, low=_MIN_SFREQ, unit=" Hz")
+        self.line_freq = check_range("line_freq", line_freq, low=0.0, low_inclusive=False)
+        window_s = check_range("window_s", window_s, low=1.0, unit=" s")
+        hop_s = check_range("hop_s", hop_s, low=1.0 / self.sfreq, unit=" s")
+        segment_s = check_range("segment_s", segment_s, low=1.0, high=window_s, unit=" s")
+        self.max_abs_v = check_range("max_abs_v", max_abs_v, low=0.0, low_inclusive=False)
+        self.quality = quality if quality is not None else QualityThresholds()
+
+        n = len(self.labels)
+        steps: list[ChunkStep] = []
+        if reference is not None:
+            steps.append(Reference(self.labels, reference))
+        steps.append(
+            StreamingFilter.bandpass(
+                self.sfreq, n, l_freq=l_freq, h_freq=h_freq, order=filter_order
+            )
+        )
+        steps.append(
+            StreamingFilter.notch(self.sfreq, n, line_freq=self.line_freq, width=notch_width)
+        )
+        self.chain = FilterChain(steps)
+        self.notes = {
+            s.name: note
+            for s in self.chain.steps
+            if isinstance(s, StreamingFilter)
+            for note in (s.skipped_reason, s.adjustment)
+            if note is not None
+        }
+
+        self._n_window = round(window_s * self.sfreq)
+        self._n_hop = round(hop_s * self.sfreq)
+        self._welch = WelchEstimator(self.sfreq, self._n_window, round(segment_s * self.sfreq))
+        edges = band_edges(self.sfreq)
+        self.bands = tuple(edges)
+        self._masks = np.array([self._welch.mask(lo, hi) for lo, hi in edges.values()])
+        self.resolutions = {
+            name: PRODUCTS[name].finest_resolution(
+                sfreq=self.sfreq,
+                window_s=self._n_window / self.sfreq,
+                hop_s=self._n_hop / self.sfreq,
+            )
+            for name in PRODUCT_NAMES
+        }
+        self._raw_ring = _DoubleRing(n, self._n_window)
+        self._filt_ring = _DoubleRing(n, self._n_window)
+        self._until_emit = self._n_window
+
+    def __repr__(self) -> str:
+        return (
+            f"<StreamPipeline | {len(self.labels)} neural of {self.n_channels} channels, "
+            f"{self.sfreq:g} Hz, line {self.line_freq:g} Hz>"
+        )
+
+    def reset(self) -> None:
+        """Forget filter states and buffered windows, as for a new stream."""
+        self.chain.reset()
+        self._raw_ring = _DoubleRing(len(self.labels), self._n_window)
+        self._filt_ring = _DoubleRing(len(self.labels), self._n_window)
+        self._until_emit = self._n_window
+
+    def push(self, chunk: NDArray[np.generic], t0: float) -> ProductBatch:
+        """Process the next chunk of the stream and return every product's new frames.
+
+        Parameters
+        ----------
+        chunk : ndarray, shape (n_channels, n_times)
+            The next samples of all channels, in volts, real numeric dtype, finite.
+        t0 : float
+            Time in seconds of the chunk's first sample.
+
+        Returns
+        -------
+        batch : ProductBatch
+            One ``raw`` and one ``filtered`` frame covering the chunk, and a
+            ``band_power``, ``focus_index``, ``relaxation_index`` and ``signal_quality``
+            frame for each window that ended in the chunk.
+
+        Raises
+        ------
+        SignalError
+            If the chunk has the wrong type, dtype, shape or channel count, holds NaN or
+            inf, or has magnitudes above ``max_abs_v`` (not in volts).
+        """
+        t0 = check_range("t0", t0, unit=" s")
+        data = check_chunk(chunk, self.n_channels)
+        neural = data if self._all_neural else data[self._neural_idx]
+        n_times = neural.shape[-1]
+        if n_times:
+            peak = np.abs(neural).max(axis=-1)
+            if peak.max() > self.max_abs_v:
+                row = int(np.argmax(peak))
+                msg = (
+                    f"The chunk holds |value| {peak[row]:.4g} on channel "
+                    f"{self.labels[row]!r}, above max_abs_v={self.max_abs_v:g} V. Samples "
+                    "must be in volts (MNE convention); multiply microvolts by 1e-6."
+                )
+                raise SignalError(msg, field="chunk")
+        raw = read_only(neural)
+        filtered = read_only(self.chain.apply(neural))
+        res = self.resolutions
+        frames: dict[str, list[Frame]] = {name: [] for name in PRODUCT_NAMES}
+        frames["raw"].append(Frame("raw", t0, raw, self.labels, (), res["raw"]))
+        frames["filtered"].append(Frame("filtered", t0, filtered, self.labels, (), res["filtered"]))
+        start = 0
+        while start < n_times:
+            take = min(n_times - start, self._until_emit)
+            self._raw_ring.write(raw[:, start : start + take])
+            self._filt_ring.write(filtered[:, start : start + take])
+            start += take
+            self._until_emit -= take
+            if self._until_emit == 0:
+                self._until_emit = self._n_hop
+                self._emit(frames, t0 + (start - self._n_window) / self.sfreq)
+        return ProductBatch(t0, n_times, frames)
+
+    def _emit(self, frames: dict[str, list[Frame]], t: float) -> None:
+        res, labels = self.resolutions, self.labels
+        power = self._welch.band_power(self._welch.psd(self._filt_ring.window()), self._masks)
+        frames["band_power"].append(
+            Frame("band_power", t, read_only(power), labels, self.bands, res["band_power"])
+        )
+        for name, func in (("focus_index", focus_index), ("relaxation_index", relaxation_index)):
+            value = read_only(np.array([func(power, self.bands)]))
+            frames[name].append(Frame(name, t, value, ("global",), (), res[name]))
+        raw_window = self._raw_ring.window()
+        quality = signal_quality(
+            raw_window,
+            self._welch.psd(raw_window),
+            self._welch.freqs,
+            line_freq=self.line_freq,
+            thresholds=self.quality,
+        )
+        frames["signal_quality"].append(
+            Frame(
+                "signal_quality",
+                t,
+                read_only(quality),
+                labels,
+                QUALITY_COLUMNS,
+                res["signal_quality"],
+            )
+        )
