@@ -10,7 +10,7 @@ import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -76,6 +76,29 @@ def age_on(date_of_birth: date, today: date) -> int:
     if today < anniversary(date_of_birth, years):
         years -= 1
     return years
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, clamped to the last day of the month."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    for day in (moment.day, 30, 29, 28):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # noqa: EM101 - day 28 exists in every month
+
+
+def lifetime_months(valid_from: datetime, valid_until: datetime) -> int:
+    """Calendar months a consent lasts, counting a started month as a whole one."""
+    months = (valid_until.year - valid_from.year) * 12 + valid_until.month - valid_from.month
+    months = max(months, 0)
+    while add_months(valid_from, months) < valid_until:
+        months += 1
+    while months > 0 and add_months(valid_from, months - 1) >= valid_until:
+        months -= 1
+    return months
 
 
 def _invalid(where: str, problem: str) -> NoReturn:
@@ -160,9 +183,11 @@ __all__ = [
     "DEFAULT_PROFILE",
     "MAX_CONSENT_LIFETIME_MONTHS",
     "Profile",
+    "add_months",
     "age_on",
     "anniversary",
     "get_profile",
+    "lifetime_months",
     "load_profiles",
     "parse_profiles",
     "profile_codes",

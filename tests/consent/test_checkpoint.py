@@ -49,7 +49,7 @@ ORIGIN = "clinic.example/ledger"
 
 def _peter_signer() -> Signer:
     """The Go test's signer, rebuilt from its private key seed."""
-    seed = base64.b64decode(PETER_SIGNER_KEY.rsplit("+", 1)[1])[1:]
+    seed = base64.b64decode(PETER_SIGNER_KEY.split("+", 4)[4])[1:]
     return Signer(Ed25519PrivateKey.from_private_bytes(seed), "PeterNeumann")
 
 

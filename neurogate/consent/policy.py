@@ -1,0 +1,440 @@
+"""The policy decision point: may this app receive this product of this subject, and why?
+
+Python computes facts (age on the decision date, whether the subject is a minor under their
+jurisdiction profile, whether assent is required, how long a consent lasts) and hands them
+to Cedar as the request context; the rules themselves live in ``policies/*.cedar``, one file
+per family, each policy named by an ``@id`` that becomes the reason of a decision. Cedar
+denies by default and a matching ``forbid`` beats every ``permit``.
+
+Fail closed: if Cedar reports any evaluation error (a forbid that errors is skipped by Cedar,
+which could let a permit through), the decision is a denial with reason ``policy-error``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+import cedarpy
+
+from neurogate.consent.jurisdictions import (
+    Profile,
+    age_on,
+    anniversary,
+    get_profile,
+    lifetime_months,
+)
+from neurogate.consent.purposes import (
+    LANGUAGES,
+    PRODUCTS,
+    Purpose,
+    Resolution,
+    _check_option,
+    load_catalog,
+)
+from neurogate.errors import NeurogateError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+PERMIT = "consent.active-covers-product"
+DEFAULT_DENY = "default-deny"
+POLICY_ERROR = "policy-error"
+CAPACITIES = ("self", "guardian", "legal_representative")
+CONSENT_STATUSES = ("active", "revoked", "expired")
+ASSENTS = ("not_required", "pending", "given", "dissent")
+CRIA_STATUSES = ("none", "submitted", "approved")
+
+# The shape of every request; policies are validated against it when loaded, and each
+# request is checked against it too (a context of the wrong shape is an error, not a miss).
+_SCHEMA = """
+entity App;
+entity Product;
+action receive appliesTo {
+  principal: [App],
+  resource: [Product],
+  context: {
+    now: datetime,
+    subject: { age: Long, is_minor: Bool, assent_required: Bool, lacks_capacity: Bool },
+    profile: {
+      code: String,
+      consent_lifetime_months: Long,
+      extra_forbidden_for_minors: Set<String>,
+    },
+    app: {
+      commercial: Bool, suspended: Bool, cria_status: String, declared_purposes: Set<String>,
+    },
+    purpose: {
+      id: String, flags: Set<String>, products: Set<Product>,
+      therapeutic: Bool, commercial: Bool, marketing: Bool, emotion_inference: Bool,
+      model_training: Bool, research: Bool, sale_or_sharing: Bool,
+    },
+    consent: {
+      present: Bool, status: String, capacity: String, assent: String,
+      products: Set<Product>, valid_from: datetime, valid_until: datetime,
+      lifetime_months: Long,
+    },
+  }
+};
+"""
+
+
+@dataclass(frozen=True)
+class SubjectFacts:
+    """What the policy needs to know of the person whose brain data would flow."""
+
+    date_of_birth: date
+    jurisdiction: str = "CRC"
+    lacks_capacity: bool = False
+
+
+@dataclass(frozen=True)
+class AppFacts:
+    """What the policy needs to know of the app that would receive the data."""
+
+    app_id: str
+    commercial: bool
+    declared_purposes: tuple[str, ...]
+    cria_status: str = "none"  # "none" | "submitted" | "approved"
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentFacts:
+    """One consent of the subject to the app for the purpose."""
+
+    consent_id: str
+    purpose_id: str
+    products: tuple[str, ...]
+    granted_capacity: str  # "self" | "guardian" | "legal_representative"
+    granted_at: datetime  # tz-aware
+    valid_from: datetime
+    valid_until: datetime
+    status: str = "active"  # "active" | "revoked" | "expired"
+    assent: str = "not_required"  # "not_required" | "pending" | "given" | "dissent"
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What an allowed flow may carry, and until when."""
+
+    products: tuple[str, ...]  # every product this consent and purpose allow now
+    resolution: Mapping[str, Resolution]  # per allowed product
+    retention_days: int
+    valid_until: datetime  # consent end, or the day of majority for a guardian's consent
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "products": list(self.products),
+            "resolution": {p: r.as_dict() for p, r in self.resolution.items()},
+            "retention_days": self.retention_days,
+            "valid_until": self.valid_until.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer, its reasons (policy ``@id`` values) and, when allowed, its constraints."""
+
+    allowed: bool
+    reasons: tuple[str, ...]  # sorted; permits when allowed, forbids (or default-deny) if not
+    constraints: Constraints | None
+    consent_id: str | None  # the consent the decision rests on (None when there was none)
+    age: int  # whole years on the decision date (UTC)
+    profile: str  # jurisdiction profile code
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Book:
+    policies: cedarpy.PolicySet
+    schema: cedarpy.Schema
+    ids: tuple[str, ...]
+
+
+def _broken(problem: str) -> NoReturn:
+    msg = f"The Cedar policies cannot be loaded: {problem}"
+    raise NeurogateError(msg)
+
+
+@functools.cache
+def _book() -> _Book:
+    """Parse, check and index the policies once per process.
+
+    Each policy is given its ``@id`` as its Cedar id, so Cedar's reasons are the ``@id``s.
+    """
+    folder = resources.files("neurogate.consent").joinpath("policies")
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".cedar")), key=lambda f: f.name)
+    schema = cedarpy.Schema.from_str(_SCHEMA)
+    static: dict[str, Any] = {}
+    texts = []
+    for file in files:
+        family, text = file.name.removesuffix(".cedar"), file.read_text(encoding="utf-8")
+        texts.append(text)
+        try:
+            parsed = json.loads(cedarpy.policies_to_json_str(text))
+        except ValueError as exc:
+            msg = f"The Cedar policies cannot be loaded: {file.name} does not parse ({exc})."
+            raise NeurogateError(msg) from exc
+        if parsed["templates"]:
+            _broken(f"{file.name} holds templates; only static policies are used.")
+        for policy in parsed["staticPolicies"].values():
+            ident = policy.get("annotations", {}).get("id")
+            if not ident or not ident.startswith(f"{family}.") or ident in static:
+                msg = f"every policy in {file.name} needs a unique @id starting with {family!r}."
+                _broken(msg)
+            static[ident] = policy
+    checked = cedarpy.validate_policies("\n".join(texts), schema)
+    if not checked.validation_passed:
+        _broken("; ".join(str(e) for e in checked.errors))
+    missing = [i for i in (*static, DEFAULT_DENY, POLICY_ERROR) if i not in _reason_texts()]
+    if missing or PERMIT not in static:
+        _broken(f"reasons.toml lacks {missing} or {PERMIT!r} is not defined.")
+    document = {"staticPolicies": static, "templates": {}, "templateLinks": []}
+    policies = cedarpy.PolicySet.from_json_str(json.dumps(document))
+    return _Book(policies=policies, schema=schema, ids=tuple(static))
+
+
+@functools.cache
+def _reason_texts() -> Mapping[str, Mapping[str, str]]:
+    text = resources.files("neurogate.consent").joinpath("reasons.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    for reason, sentences in data.items():
+        if not isinstance(sentences, dict) or set(sentences) != set(LANGUAGES):
+            msg = f"reasons.toml: {reason!r} needs exactly one sentence per language {LANGUAGES}."
+            _broken(msg)
+    return MappingProxyType({k: MappingProxyType(v) for k, v in data.items()})
+
+
+def policy_ids() -> tuple[str, ...]:
+    """The ``@id`` of every loaded policy, family by family, in file order."""
+    return _book().ids
+
+
+def reason_ids() -> tuple[str, ...]:
+    """Every reason a decision can give: the policy ids, ``default-deny`` and ``policy-error``."""
+    return (*policy_ids(), DEFAULT_DENY, POLICY_ERROR)
+
+
+# -- facts ---------------------------------------------------------------------------------
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        msg = (
+            f"Invalid value for the {name!r} parameter. It must be a timezone-aware datetime "
+            f"(UTC), but got {value!r} instead."
+        )
+        raise ValidationError(msg, field=name)
+    return value.astimezone(UTC)
+
+
+def _check_consent(consent: ConsentFacts, purpose_id: str) -> None:
+    _check_option("consents[].purpose_id", consent.purpose_id, (purpose_id,))
+    for product in consent.products:
+        _check_option("consents[].products", product, PRODUCTS)
+    _check_option("consents[].granted_capacity", consent.granted_capacity, CAPACITIES)
+    _check_option("consents[].status", consent.status, CONSENT_STATUSES)
+    _check_option("consents[].assent", consent.assent, ASSENTS)
+    _aware("consents[].granted_at", consent.granted_at)
+    if _aware("consents[].valid_until", consent.valid_until) <= _aware(
+        "consents[].valid_from", consent.valid_from
+    ):
+        msg = (
+            f"Invalid value for the 'consents[].valid_until' parameter. It must be after "
+            f"valid_from ({consent.valid_from.isoformat()}), but got "
+            f"{consent.valid_until.isoformat()!r} instead."
+        )
+        raise ValidationError(msg, field="consents[].valid_until")
+
+
+def _when(moment: datetime) -> dict[str, Any]:
+    stamp = moment.astimezone(UTC)
+    text = stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{stamp.microsecond // 1000:03d}Z"
+    return {"__extn": {"fn": "datetime", "arg": text}}
+
+
+def _products(names: Sequence[str]) -> list[dict[str, Any]]:
+    return [{"__entity": {"type": "Product", "id": name}} for name in names]
+
+
+def _context(
+    *,
+    now: datetime,
+    age: int,
+    subject: SubjectFacts,
+    profile: Profile,
+    app: AppFacts,
+    purpose: Purpose,
+    consent: ConsentFacts | None,
+) -> dict[str, Any]:
+    flags = purpose.flags
+    return {
+        "now": _when(now),
+        "subject": {
+            "age": age,
+            "is_minor": profile.is_minor(age),
+            "assent_required": profile.assent_required(age),
+            "lacks_capacity": bool(subject.lacks_capacity),
+        },
+        "profile": {
+            "code": profile.code,
+            "consent_lifetime_months": profile.consent_lifetime_months,
+            "extra_forbidden_for_minors": sorted(profile.extra_forbidden_for_minors),
+        },
+        "app": {
+            "commercial": bool(app.commercial),
+            "suspended": bool(app.suspended),
+            "cria_status": app.cria_status,
+            "declared_purposes": list(app.declared_purposes),
+        },
+        "purpose": {
+            "id": purpose.id,
+            "flags": sorted(flags.as_set()),
+            "products": _products(list(purpose.products)),
+            **{name: getattr(flags, name) for name in flags.__dataclass_fields__},
+        },
+        "consent": {
+            "present": consent is not None,
+            "status": consent.status if consent else "none",
+            "capacity": consent.granted_capacity if consent else "none",
+            "assent": consent.assent if consent else "not_required",
+            "products": _products(consent.products if consent else ()),
+            "valid_from": _when(consent.valid_from if consent else now),
+            "valid_until": _when(consent.valid_until if consent else now),
+            "lifetime_months": (
+                lifetime_months(consent.valid_from, consent.valid_until) if consent else 0
+            ),
+        },
+    }
+
+
+def _evaluate(
+    app_id: str, products: Sequence[str], context: dict[str, Any]
+) -> list[tuple[bool, tuple[str, ...]]]:
+    """Ask Cedar once per product (in one batch); ``(allowed, reasons)`` for each."""
+    book = _book()
+    requests = [
+        {
+            "principal": {"type": "App", "id": app_id},
+            "action": {"type": "Action", "id": "receive"},
+            "resource": {"type": "Product", "id": product},
+            "context": context,
+        }
+        for product in products
+    ]
+    results = cedarpy.is_authorized_batch(requests, book.policies, [], schema=book.schema)
+    answers = []
+    for product, result in zip(products, results, strict=True):
+        errors = result.diagnostics.errors
+        if errors or result.decision not in (cedarpy.Decision.Allow, cedarpy.Decision.Deny):
+            logger.error("Policy evaluation failed for %r, denying: %s", product, errors)
+            answers.append((False, (POLICY_ERROR,)))
+        elif result.allowed:
+            answers.append((True, tuple(sorted(result.diagnostics.reasons))))
+        else:
+            answers.append((False, tuple(sorted(result.diagnostics.reasons)) or (DEFAULT_DENY,)))
+    return answers
+
+
+# -- the decision --------------------------------------------------------------------------
+
+
+def decide(
+    *,
+    subject: SubjectFacts,
+    app: AppFacts,
+    purpose_id: str,
+    product: str,
+    consents: Sequence[ConsentFacts],
+    now: datetime,
+) -> Decision:
+    """Decide whether ``app`` may receive ``product`` of ``subject`` for ``purpose_id`` now.
+
+    ``consents`` is the subject's consent history to this app for this purpose; the most
+    recently granted one counts. Unknown purposes, products, codes or naive datetimes raise
+    ValidationError.
+    """
+    purpose = load_catalog().get(purpose_id)
+    _check_option("product", product, PRODUCTS)
+    now = _aware("now", now)
+    dob = subject.date_of_birth
+    if not isinstance(dob, date) or isinstance(dob, datetime):
+        msg = (
+            f"Invalid value for the 'date_of_birth' parameter. It must be a date, "
+            f"but got {dob!r} instead."
+        )
+        raise ValidationError(msg, field="date_of_birth")
+    profile = get_profile(subject.jurisdiction)
+    _check_option("cria_status", app.cria_status, CRIA_STATUSES)
+    for consent in consents:
+        _check_consent(consent, purpose.id)
+    age = age_on(subject.date_of_birth, now.date())
+    latest = max(enumerate(consents), key=lambda ic: (ic[1].granted_at, ic[0]), default=None)
+    consent = latest[1] if latest else None
+    context = _context(
+        now=now,
+        age=age,
+        subject=subject,
+        profile=profile,
+        app=app,
+        purpose=purpose,
+        consent=consent,
+    )
+    [(allowed, reasons)] = _evaluate(app.app_id, [product], context)
+    if not allowed or consent is None:  # (the permit needs a consent: the second is for typing)
+        consent_id = consent.consent_id if consent else None
+        return Decision(False, reasons, None, consent_id, age, profile.code)
+    others = [p for p in purpose.products if p in consent.products and p != product]
+    granted = {product} | {
+        p for p, (ok, _) in zip(others, _evaluate(app.app_id, others, context), strict=True) if ok
+    }
+    products = tuple(p for p in PRODUCTS if p in granted)
+    valid_until = consent.valid_until.astimezone(UTC)
+    if consent.granted_capacity == "guardian":  # a guardian's consent ends at majority
+        majority = anniversary(subject.date_of_birth, profile.age_of_majority)
+        valid_until = min(valid_until, datetime.combine(majority, time(0), tzinfo=UTC))
+    constraints = Constraints(
+        products=products,
+        resolution=MappingProxyType({p: purpose.products[p] for p in products}),
+        retention_days=purpose.retention_days,
+        valid_until=valid_until,
+    )
+    return Decision(True, reasons, constraints, consent.consent_id, age, profile.code)
+
+
+def explain(decision: Decision, language: str = "en") -> list[str]:
+    """One plain-language sentence per reason of ``decision``, in ``language``."""
+    _check_option("language", language, LANGUAGES)
+    texts = _reason_texts()
+    return [texts[reason][language] for reason in decision.reasons]
+
+
+__all__ = [
+    "ASSENTS",
+    "CAPACITIES",
+    "CONSENT_STATUSES",
+    "CRIA_STATUSES",
+    "DEFAULT_DENY",
+    "PERMIT",
+    "POLICY_ERROR",
+    "AppFacts",
+    "ConsentFacts",
+    "Constraints",
+    "Decision",
+    "SubjectFacts",
+    "decide",
+    "explain",
+    "policy_ids",
+    "reason_ids",
+]

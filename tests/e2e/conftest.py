@@ -1,0 +1,92 @@
+"""Real gateway processes: uvicorn on loopback, started and killed like in production."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def neurogate(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the ``neurogate`` command line to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "neurogate", *args], env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+
+
+@dataclass
+class ServerProcess:
+    """A gateway process listening on loopback."""
+
+    env: dict[str, str]
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "neurogate", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                msg = f"The gateway exited early with code {self.process.returncode}."
+                raise RuntimeError(msg)
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        msg = "The gateway did not answer /healthz within 60 s."
+        raise RuntimeError(msg)
+
+    def kill(self, sig: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, sig)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def server_env(tmp_path: Path) -> dict[str, str]:
+    """Environment of a gateway with its own data directory (embedded SQLite)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    env["NEUROGATE_DATA_DIR"] = str(tmp_path / "var")
+    env["NEUROGATE_ENVIRONMENT"] = "development"
+    return env
+
+
+@pytest.fixture
+def server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
+    """A gateway process (started by the test, so it can also be killed and restarted)."""
+    proc = ServerProcess(env=server_env, port=free_port())
+    yield proc
+    proc.stop()
