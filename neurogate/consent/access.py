@@ -124,13 +124,13 @@ def get_consent(session: Session, principal: Principal, consent_id: str,
     consent = session.get(Consent, consent_id)
     if consent is None:
         raise not_found("consent", consent_id)
+    subject = session.get(Subject, consent.subject_id)
+    if subject is None or subject.erased_at is not None:
+        raise not_found("consent", consent_id)
     if principal.kind == "app":
         if consent.app_id != principal.id:
             raise not_found("consent", consent_id)
         return consent
-    subject = session.get(Subject, consent.subject_id)
-    if subject is None or subject.erased_at is not None:
-        raise not_found("consent", consent_id)
     if not relations(session, principal, consent.subject_id) & set(allowed):
         raise not_found("consent", consent_id)
     return consent

@@ -441,7 +441,10 @@ def list_consents(*, session: Session, principal: Principal, subject_id: str | N
     """Consents the caller may see, newest first (optionally of one subject)."""
     query = select(Consent).order_by(col(Consent.granted_at).desc())
     if principal.kind == "app":
-        return list(session.exec(query.where(Consent.app_id == principal.id)).all())
+        live = select(Subject.id).where(col(Subject.erased_at).is_(None))
+        return list(session.exec(
+            query.where(Consent.app_id == principal.id, col(Consent.subject_id).in_(live))
+        ).all())
     if subject_id is not None:
         access.get_subject(session, principal, subject_id)
         ids = [subject_id]

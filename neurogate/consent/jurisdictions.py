@@ -66,6 +66,12 @@ def anniversary(date_of_birth: date, years: int) -> date:
 
 def age_on(date_of_birth: date, today: date) -> int:
     """Age in whole years on ``today`` of someone born on ``date_of_birth``."""
+    if not isinstance(date_of_birth, date) or isinstance(date_of_birth, datetime):
+        msg = (
+            f"Invalid value for the 'date_of_birth' parameter. It must be a date, "
+            f"but got {date_of_birth!r} instead."
+        )
+        raise ValidationError(msg, field="date_of_birth")
     if today < date_of_birth:
         msg = (
             f"Invalid value for the 'date_of_birth' parameter. It must not be after "

@@ -368,13 +368,6 @@ def decide(
     purpose = load_catalog().get(purpose_id)
     _check_option("product", product, PRODUCTS)
     now = _aware("now", now)
-    dob = subject.date_of_birth
-    if not isinstance(dob, date) or isinstance(dob, datetime):
-        msg = (
-            f"Invalid value for the 'date_of_birth' parameter. It must be a date, "
-            f"but got {dob!r} instead."
-        )
-        raise ValidationError(msg, field="date_of_birth")
     profile = get_profile(subject.jurisdiction)
     _check_option("cria_status", app.cria_status, CRIA_STATUSES)
     for consent in consents:

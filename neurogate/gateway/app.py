@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             token_server.token_response,
             method=request.method,
             uri=str(request.url),
-            headers=dict(request.headers),
+            headers=request.headers,
             form=form,
         )
 

@@ -117,7 +117,7 @@ def demo(
     console.print(table)
     if world.created:
         for label, (client_id, secret) in world.credentials.items():
-            console.print(f"client credentials [{label}]: {client_id} / {secret}")
+            console.print(f"client credentials ({label}): {client_id} {secret}", soft_wrap=True)
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     if script:
         return

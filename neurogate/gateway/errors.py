@@ -34,7 +34,7 @@ STATUS = {
     PermissionDenied: 403,
     AuthenticationError: 401,
     ConflictError: 409,
-    ConsentError: 403,
+    ConsentError: 409,
     StorageError: 503,
     LedgerError: 500,
 }

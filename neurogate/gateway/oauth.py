@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Request
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, OAuth2Error, OAuth2Request
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from starlette.responses import Response
@@ -69,7 +70,7 @@ class _FormPayload(OAuth2Payload):
 
 
 class _Request(OAuth2Request):
-    def __init__(self, method: str, uri: str, headers: dict[str, str],
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str],
                  form: dict[str, list[str]]) -> None:
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = _FormPayload(form)
@@ -138,10 +139,14 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No listeners: authlib's signals are for framework integrations."""
 
-    def token_response(self, *, method: str, uri: str, headers: dict[str, str],
+    def token_response(self, *, method: str, uri: str, headers: Mapping[str, str],
                        form: dict[str, list[str]]) -> Response:
         """Run authlib's token endpoint over an already-read form body."""
-        return self.create_token_response(_Request(method, uri, headers, form))
+        try:
+            request = _Request(method, uri, headers, form)
+        except OAuth2Error as exc:  # e.g. plain http to a non-loopback address
+            return self.handle_error_response(None, exc)  # type: ignore[no-any-return]
+        return self.create_token_response(request)  # type: ignore[no-any-return]
 
 
 __all__ = ["TokenServer"]

@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 from scipy import signal as sp_signal
+from scipy.optimize import brentq
 
 from neurogate.errors import SignalError, ValidationError
 
@@ -85,6 +86,27 @@ def design_iir_sos(
         )
         raise SignalError(msg) from exc
     return np.ascontiguousarray(params["sos"], dtype=np.float64)
+
+
+def _centred_stop_band(sfreq: float, centre: float, width: float) -> tuple[float, float] | None:
+    """Return band-stop edges ``(low, low + width)`` in Hz whose notch null is at ``centre``.
+
+    A Butterworth band-stop made by the bilinear transform has its null where
+    ``tan(pi f / sfreq) ** 2 == tan(pi low / sfreq) * tan(pi high / sfreq)``. Returns
+    ``None`` if no such band lies below the Nyquist frequency.
+    """
+    scale = np.pi / sfreq
+    target = np.tan(scale * centre) ** 2
+
+    def excess(low: float) -> float:
+        return float(np.tan(scale * low) * np.tan(scale * (low + width)) - target)
+
+    lowest = max(centre - width, 1e-9)
+    highest = min(centre, sfreq / 2.0 - width - 1e-6)
+    if highest <= lowest or excess(highest) < 0.0:
+        return None
+    low = float(brentq(excess, lowest, highest, xtol=1e-12))
+    return low, low + width
 
 
 @runtime_checkable
@@ -233,9 +255,11 @@ class StreamingFilter:
     ) -> StreamingFilter:
         """Make a causal Butterworth band-stop filter at the power-line frequency.
 
-        The stop band is ``line_freq - width / 2`` to ``line_freq + width / 2`` Hz. If its
-        upper edge is not below the Nyquist frequency the filter is skipped: it passes data
-        through unchanged and ``skipped_reason`` says why.
+        The stop band is ``width`` Hz wide (between its -3 dB points), its edges placed so
+        that the null falls exactly on ``line_freq`` (symmetric in the bilinear transform's
+        warped frequency; a band centred in Hz would put the null up to 0.5 Hz off near
+        Nyquist). If that band does not fit below the Nyquist frequency the filter is
+        skipped: it passes data through unchanged and ``skipped_reason`` says why.
 
         Parameters
         ----------
@@ -261,15 +285,17 @@ class StreamingFilter:
         if width >= line_freq:
             msg = f"The notch 'width' ({width:g} Hz) must be below line_freq ({line_freq:g} Hz)."
             raise ValidationError(msg, field="width")
-        low, high = line_freq - width / 2.0, line_freq + width / 2.0
         nyquist = sfreq / 2.0
-        if high >= nyquist:
+        band = _centred_stop_band(sfreq, line_freq, width)
+        if band is None:
+            low, high = line_freq - width / 2.0, line_freq + width / 2.0
             reason = (
-                f"Notch at {line_freq:g} Hz skipped: its stop band {low:g}-{high:g} Hz is not "
-                f"below the Nyquist frequency {nyquist:g} Hz at sfreq={sfreq:g} Hz."
+                f"Notch at {line_freq:g} Hz skipped: a {width:g} Hz wide stop band around it "
+                f"does not fit below the Nyquist frequency {nyquist:g} Hz at sfreq={sfreq:g} Hz."
             )
             filt = cls(None, n_channels, name="notch", skipped_reason=reason)
         else:
+            low, high = band
             # MNE's convention: l_freq > h_freq designs a band-stop filter.
             sos = design_iir_sos(sfreq, high, low, order=order)
             filt = cls(sos, n_channels, name="notch")

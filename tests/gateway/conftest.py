@@ -16,6 +16,8 @@ from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.settings import Settings
 
 PASSWORD = "correct-horse-battery"
+# OAuth2 requires TLS except on loopback; the in-process client pretends to be behind TLS.
+BASE_URL = "https://testserver"
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def gateway(db_url: str, tmp_path: Path) -> Gateway:
 @pytest.fixture
 def client(gateway: Gateway) -> Iterator[TestClient]:
     """An HTTP client for the gateway (in process)."""
-    with TestClient(create_app(gateway=gateway)) as test_client:
+    with TestClient(create_app(gateway=gateway), base_url=BASE_URL) as test_client:
         yield test_client
 
 
@@ -84,6 +86,7 @@ def build_clinic(client: TestClient, gateway: Gateway) -> Clinic:
         ("clin1", "clinician"), ("clin2", "clinician"), ("guard1", "guardian"),
         ("guard2", "guardian"), ("vendor1", "vendor"), ("vendor2", "vendor"),
         ("owner1", "app_owner"), ("owner2", "app_owner"), ("rep1", "guardian"),
+        ("guard3", "guardian"),
     ]:
         _ok(client.post("/v1/accounts", headers=clinic.as_("admin"),
                         json={"username": username, "password": PASSWORD, "role": role}), 201)
