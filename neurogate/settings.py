@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
     secret_key: SecretStr = SecretStr(_PLACEHOLDER_SECRET)
+    # argon2id cost (RFC 9106's second recommended profile by default).
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
 
     @field_validator("environment")
     @classmethod

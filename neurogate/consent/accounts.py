@@ -29,6 +29,15 @@ from neurogate.errors import AuthenticationError, ConflictError, ValidationError
 
 _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("neurogate-dummy-password")
+
+
+def configure_password_hashing(*, time_cost: int, memory_kib: int) -> None:
+    """Set argon2id's cost for new hashes (existing hashes keep their own parameters)."""
+    global _hasher, _DUMMY_HASH
+    if (_hasher.time_cost, _hasher.memory_cost) == (time_cost, memory_kib):
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    _DUMMY_HASH = _hasher.hash("neurogate-dummy-password")
 MIN_PASSWORD_LENGTH = 10
 APP_SCOPES = ("consents:read", "decisions:read", "stream:subscribe")
 DEVICE_SCOPES = ("stream:ingest",)
@@ -186,6 +195,7 @@ __all__ = [
     "authenticate",
     "check_client_secret",
     "close_session",
+    "configure_password_hashing",
     "create_account",
     "create_client",
     "find_account",

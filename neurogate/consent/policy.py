@@ -334,7 +334,7 @@ def _evaluate(
         for product in products
     ]
     results = cedarpy.is_authorized_batch(requests, book.policies, [], schema=book.schema)
-    answers = []
+    answers: list[tuple[bool, tuple[str, ...]]] = []
     for product, result in zip(products, results, strict=True):
         errors = result.diagnostics.errors
         if errors or result.decision not in (cedarpy.Decision.Allow, cedarpy.Decision.Deny):
@@ -370,8 +370,8 @@ def decide(
     now = _aware("now", now)
     profile = get_profile(subject.jurisdiction)
     _check_option("cria_status", app.cria_status, CRIA_STATUSES)
-    for consent in consents:
-        _check_consent(consent, purpose.id)
+    for each in consents:
+        _check_consent(each, purpose.id)
     age = age_on(subject.date_of_birth, now.date())
     latest = max(enumerate(consents), key=lambda ic: (ic[1].granted_at, ic[0]), default=None)
     consent = latest[1] if latest else None

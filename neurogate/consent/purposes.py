@@ -34,6 +34,8 @@ FLAGS = (
 )
 # Products that summarise a stretch of signal: shorter windows would approach the raw signal.
 FEATURE_PRODUCTS = ("band_power", "focus_index", "relaxation_index")
+# Products delivered sample by sample: their window is one sample period.
+SAMPLE_PRODUCTS = ("raw", "filtered")
 MIN_FEATURE_WINDOW_S = 1.0
 
 _ID = re.compile(r"[a-z][a-z0-9_]*")
@@ -221,11 +223,14 @@ def _resolution(data: Any, where: str) -> Resolution:
     product = _choice(where.rsplit(".", 1)[-1], where, PRODUCTS)
     table = _table(data, where, ("window_s", "output_rate_hz", "channels"))
     floor = MIN_FEATURE_WINDOW_S if product in FEATURE_PRODUCTS else 0.0
-    return Resolution(
-        window_s=_positive(table["window_s"], f"{where}.window_s", floor),
-        output_rate_hz=_positive(table["output_rate_hz"], f"{where}.output_rate_hz"),
-        channels=_choice(table["channels"], f"{where}.channels", CHANNELS),
-    )
+    window = _positive(table["window_s"], f"{where}.window_s", floor)
+    rate = _positive(table["output_rate_hz"], f"{where}.output_rate_hz")
+    if product in SAMPLE_PRODUCTS and abs(window * rate - 1.0) > 1e-3:
+        _invalid(
+            f"{where}.window_s", f"must be one sample period, 1 / {rate:g} Hz, but got {window!r}."
+        )
+    channels = _choice(table["channels"], f"{where}.channels", CHANNELS)
+    return Resolution(window_s=window, output_rate_hz=rate, channels=channels)
 
 
 def _notices(data: Any, where: str, purpose_id: str) -> tuple[int, dict[tuple[str, str], Notice]]:
@@ -325,6 +330,7 @@ __all__ = [
     "LANGUAGES",
     "MIN_FEATURE_WINDOW_S",
     "PRODUCTS",
+    "SAMPLE_PRODUCTS",
     "VARIANTS",
     "Notice",
     "Purpose",

@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from neurogate.consent.accounts import SessionPolicy
+from neurogate.consent.accounts import SessionPolicy, configure_password_hashing
 from neurogate.consent.checkpoint import load_or_create_signer
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
@@ -38,6 +38,9 @@ class Gateway:
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
     """Open the database (bringing its schema up to date) and load or create the keys."""
     url = settings.resolved_database_url
+    configure_password_hashing(
+        time_cost=settings.password_hash_time_cost, memory_kib=settings.password_hash_memory_kib
+    )
     if migrate:
         upgrade(url)
     keys = settings.data_dir / "keys"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -61,7 +61,13 @@ def check_range(
     return out
 
 
-def check_chunk(chunk: object, n_channels: int, *, name: str = "chunk") -> NDArray[np.float64]:
+def check_chunk(
+    chunk: object,
+    n_channels: int,
+    *,
+    name: str = "chunk",
+    ch_names: Sequence[str] | None = None,
+) -> NDArray[np.float64]:
     """Check a data chunk and return it as a new C-contiguous float64 array.
 
     Parameters
@@ -72,6 +78,8 @@ def check_chunk(chunk: object, n_channels: int, *, name: str = "chunk") -> NDArr
         The number of rows the chunk must have.
     name : str
         The parameter name used in error messages.
+    ch_names : sequence of str | None
+        Channel names, to name the channel of the first non-finite value.
 
     Returns
     -------
@@ -113,10 +121,13 @@ def check_chunk(chunk: object, n_channels: int, *, name: str = "chunk") -> NDArr
     finite = np.isfinite(data)
     if not finite.all():
         n_bad = int(data.size - np.count_nonzero(finite))
-        ch, t = np.unravel_index(int(np.argmin(finite)), data.shape)
+        ch, t = (int(i) for i in np.unravel_index(int(np.argmin(finite)), data.shape))
+        where = (
+            f"channel index {ch}" if ch_names is None else f"channel {ch_names[ch]!r} (index {ch})"
+        )
         msg = (
             f"The '{name}' parameter contains {n_bad} non-finite value(s) (NaN or inf); "
-            f"the first is {data[ch, t]!r} at channel index {ch}, sample {t}. "
+            f"the first is {float(data[ch, t])} at {where}, sample {t}. "
             "Only finite values are allowed."
         )
         raise SignalError(msg, field=name)

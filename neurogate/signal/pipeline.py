@@ -261,7 +261,7 @@ class StreamPipeline:
             inf, or has magnitudes above ``max_abs_v`` (not in volts).
         """
         t0 = check_range("t0", t0, unit=" s")
-        data = check_chunk(chunk, self.n_channels)
+        data = check_chunk(chunk, self.n_channels, ch_names=self.ch_names)
         neural = data if self._all_neural else data[self._neural_idx]
         n_times = neural.shape[-1]
         if n_times:

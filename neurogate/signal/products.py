@@ -26,7 +26,7 @@ Six products exist, named exactly:
     the device rail; ``clipped`` (1.0 if that is at least ``clip_fraction`` and three samples,
     on a channel that is not flat); the ratio of power within 1 Hz of the line frequency to
     the power from 1 Hz to Nyquist; ``line_noise`` (1.0 if that ratio exceeds
-    ``line_noise_ratio``).
+    ``line_noise_threshold``).
 """
 
 from __future__ import annotations
@@ -188,21 +188,21 @@ class QualityThresholds:
     rail_v : float | None
         The amplifier's input range in volts, if known; samples with ``|x| >= rail_v``
         count as clipped.
-    line_noise_ratio : float
+    line_noise_threshold : float
         A channel whose line-noise ratio exceeds this has line noise.
     """
 
     flat_std_v: float = 0.5e-6
     clip_fraction: float = 0.01
     rail_v: float | None = None
-    line_noise_ratio: float = 0.2
+    line_noise_threshold: float = 0.2
 
     def __post_init__(self) -> None:
         check_range("flat_std_v", self.flat_std_v, low=0.0, unit=" V")
         check_range("clip_fraction", self.clip_fraction, low=0.0, high=1.0, low_inclusive=False)
         if self.rail_v is not None:
             check_range("rail_v", self.rail_v, low=0.0, low_inclusive=False, unit=" V")
-        check_range("line_noise_ratio", self.line_noise_ratio, low=0.0, high=1.0)
+        check_range("line_noise_threshold", self.line_noise_threshold, low=0.0, high=1.0)
 
 
 def band_edges(sfreq: float) -> dict[str, tuple[float, float]]:
@@ -404,5 +404,5 @@ def signal_quality(
         ratio = np.divide(
             psd[:, line].sum(axis=-1), total, out=np.zeros(n_channels), where=total > 0
         )
-        out[:, 4], out[:, 5] = ratio, ratio > thresholds.line_noise_ratio
+        out[:, 4], out[:, 5] = ratio, ratio > thresholds.line_noise_threshold
     return out

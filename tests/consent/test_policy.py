@@ -6,7 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 import cedarpy
 import pytest
@@ -103,10 +103,10 @@ def months(n: int) -> dict[str, Any]:
     return {"granted_at": START, "valid_from": START, "valid_until": add_months(START, n)}
 
 
-CHILD = {"age": 10}
-COMMERCIAL_OK = {"commercial": True, "cria": "approved"}
-CLINICAL_RAW = {"purpose": "clinical_monitoring", "product": "raw"}
-RESEARCH = {"purpose": "research_noncommercial", "product": "band_power"}
+CHILD: dict[str, Any] = {"age": 10}
+COMMERCIAL_OK: dict[str, Any] = {"commercial": True, "cria": "approved"}
+CLINICAL_RAW: dict[str, Any] = {"purpose": "clinical_monitoring", "product": "raw"}
+RESEARCH: dict[str, Any] = {"purpose": "research_noncommercial", "product": "band_power"}
 P = pytest.param
 
 POLICY_TABLE = [
@@ -247,7 +247,7 @@ def test_decide_table_is_large_and_unique() -> None:
     ids = [p.id for p in POLICY_TABLE]
     assert len(ids) >= 40
     assert len(set(ids)) == len(ids)
-    used = {r for p in POLICY_TABLE for r in p.values[0].expect}
+    used = {r for p in POLICY_TABLE for r in cast(Case, p.values[0]).expect}
     assert used == set(reason_ids()) - {"policy-error"}
 
 
@@ -296,7 +296,7 @@ def test_decide_constraints_for_adult_keep_consent_scope() -> None:
     assert constraints.retention_days == 30
     assert constraints.valid_until == NOW + timedelta(days=180)
     assert constraints.as_dict()["resolution"]["raw"] == {
-        "window_s": 0.25, "output_rate_hz": 250.0, "channels": "electrodes",
+        "window_s": 0.004, "output_rate_hz": 250.0, "channels": "electrodes",
     }
 
 

@@ -18,12 +18,15 @@ from neurogate.settings import Settings
 PASSWORD = "correct-horse-battery"
 # OAuth2 requires TLS except on loopback; the in-process client pretends to be behind TLS.
 BASE_URL = "https://testserver"
+# Cheap argon2 parameters: the tests exercise the logic, not the hash cost.
+FAST_HASHING = {"password_hash_time_cost": 1, "password_hash_memory_kib": 1024}
 
 
 @pytest.fixture
 def gateway(db_url: str, tmp_path: Path) -> Gateway:
     """A gateway over an empty, migrated database."""
-    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, environment="test")
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, environment="test",
+                        **FAST_HASHING)
     return build_gateway(settings)
 
 

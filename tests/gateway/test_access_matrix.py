@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from neurogate.gateway.app import create_app
 from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
-from tests.gateway.conftest import BASE_URL, Clinic, build_clinic, notice
+from tests.gateway.conftest import BASE_URL, FAST_HASHING, Clinic, build_clinic, notice
 
 PEOPLE = ["admin", "clin1", "clin2", "guard1", "guard2", "rep1", "adult1", "child1", "child2",
           "vendor1", "vendor2", "owner1", "owner2"]
@@ -98,7 +98,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     """One clinic for the whole matrix (SQLite)."""
     tmp: Path = tmp_path_factory.mktemp("matrix")
     settings = Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'db.sqlite'}",
-                        environment="test")
+                        environment="test",
+                        **FAST_HASHING)
     gateway = build_gateway(settings)
     with TestClient(create_app(gateway=gateway), base_url=BASE_URL) as client:
         yield build_clinic(client, gateway)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from fastapi import APIRouter
@@ -16,7 +17,7 @@ def purpose_public(purpose: Purpose) -> dict[str, Any]:
     return {
         "id": purpose.id,
         "title": purpose.title,
-        "flags": dict(purpose.flags),
+        "flags": dataclasses.asdict(purpose.flags),
         "duo": list(purpose.duo),
         "dpv": list(purpose.dpv),
         "retention_days": purpose.retention_days,

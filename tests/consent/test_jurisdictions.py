@@ -1,0 +1,181 @@
+"""Tests for jurisdiction profiles and ages (neurogate.consent.jurisdictions)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from neurogate.consent.jurisdictions import (
+    DEFAULT_PROFILE,
+    MAX_CONSENT_LIFETIME_MONTHS,
+    add_months,
+    age_on,
+    anniversary,
+    get_profile,
+    lifetime_months,
+    parse_profiles,
+    profile_codes,
+)
+from neurogate.errors import ValidationError
+
+SHIPPED = resources.files("neurogate.consent").joinpath("jurisdictions.toml").read_text("utf-8")
+
+
+def test_profiles_load_with_crc_as_default() -> None:
+    """The shipped profiles are CRC (the default), US-CA, US-CO and US-MT."""
+    assert profile_codes() == ("CRC", "US-CA", "US-CO", "US-MT")
+    assert DEFAULT_PROFILE == "CRC"
+    crc = get_profile("CRC")
+    assert (crc.age_of_majority, crc.assent_age, crc.consent_lifetime_months) == (18, 7, 24)
+    assert crc.extra_forbidden_for_minors == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("code", "field", "value"),
+    [
+        ("US-CA", "consent_lifetime_months", 12),
+        ("US-CO", "assent_age", 12),
+        ("US-MT", "extra_forbidden_for_minors", frozenset({"research"})),
+    ],
+)
+def test_profile_differs_from_crc(code: str, field: str, value: object) -> None:
+    """Each US profile changes one threshold away from the CRC default."""
+    assert getattr(get_profile(code), field) == value
+    assert getattr(get_profile("CRC"), field) != value
+
+
+@pytest.mark.parametrize("code", ["CRC", "US-CA", "US-CO", "US-MT"])
+def test_profile_lifetime_never_above_24_months(code: str) -> None:
+    """No profile lets a consent last more than 24 months."""
+    profile = get_profile(code)
+    assert 1 <= profile.consent_lifetime_months <= MAX_CONSENT_LIFETIME_MONTHS == 24
+    assert profile.basis
+
+
+@pytest.mark.parametrize(
+    ("code", "age", "minor", "assent"),
+    [
+        ("CRC", 6, True, False),
+        ("CRC", 7, True, True),
+        ("CRC", 17, True, True),
+        ("CRC", 18, False, False),
+        ("US-CO", 11, True, False),
+        ("US-CO", 12, True, True),
+    ],
+)
+def test_profile_minor_and_assent(code: str, age: int, minor: bool, assent: bool) -> None:
+    """Minority and the assent requirement follow the profile's thresholds."""
+    profile = get_profile(code)
+    assert profile.is_minor(age) is minor
+    assert profile.assent_required(age) is assent
+
+
+def test_get_profile_unknown_code_names_the_codes() -> None:
+    """An unknown code gives the documented sentence, word for word."""
+    with pytest.raises(ValidationError) as caught:
+        get_profile("FR")
+    assert caught.value.field == "jurisdiction"
+    assert caught.value.message == (
+        "Invalid value for the 'jurisdiction' parameter. Allowed values are 'CRC', 'US-CA', "
+        "'US-CO', and 'US-MT', but got 'FR' instead."
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("consent_lifetime_months = 12", "consent_lifetime_months = 36",
+         "Invalid jurisdictions.toml: profile 'US-CA' consent_lifetime_months must be an "
+         "integer from 1 to 24, but got 36."),
+        ("assent_age = 12", "assent_age = 18",
+         "Invalid jurisdictions.toml: profile 'US-CO' assent_age must be an integer from 0 "
+         "to 17, but got 18."),
+        ('extra_forbidden_for_minors = ["research"]', 'extra_forbidden_for_minors = ["games"]',
+         "Invalid jurisdictions.toml: profile 'US-MT' extra_forbidden_for_minors must be a "
+         "list of purpose flags ('therapeutic', 'commercial', 'marketing', "
+         "'emotion_inference', 'model_training', 'research', and 'sale_or_sharing'), "
+         "but got ['games']."),
+        ("[profile.CRC]", "[profile.UN]",
+         "Invalid jurisdictions.toml: the top level must define the default profile 'CRC'."),
+    ],
+    ids=["lifetime", "assent", "extra", "no-default"],
+)
+def test_parse_profiles_rejects_bad_data(old: str, new: str, message: str) -> None:
+    """A mistake in the profiles fails loudly with a sentence naming the field."""
+    assert old in SHIPPED
+    with pytest.raises(ValidationError) as caught:
+        parse_profiles(SHIPPED.replace(old, new, 1))
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("born", "today", "age"),
+    [
+        (date(2008, 6, 15), date(2026, 6, 15), 18),
+        (date(2008, 6, 16), date(2026, 6, 15), 17),
+        (date(2008, 6, 14), date(2026, 6, 15), 18),
+        (date(2008, 2, 29), date(2026, 2, 28), 17),
+        (date(2008, 2, 29), date(2026, 3, 1), 18),
+        (date(2008, 2, 29), date(2028, 2, 28), 19),
+        (date(2008, 2, 29), date(2028, 2, 29), 20),
+        (date(2026, 6, 15), date(2026, 6, 15), 0),
+    ],
+)
+def test_age_on_counts_whole_years(born: date, today: date, age: int) -> None:
+    """Birthdays count from the day itself; 29 February birthdays fall on 1 March."""
+    assert age_on(born, today) == age
+
+
+@given(born=st.dates(date(1900, 1, 1), date(2020, 12, 31)), years=st.integers(1, 100))
+def test_age_on_changes_exactly_on_the_anniversary(born: date, years: int) -> None:
+    """On the anniversary the age is reached; the day before it is not."""
+    birthday = anniversary(born, years)
+    assert age_on(born, birthday) == years
+    assert age_on(born, birthday - timedelta(days=1)) == years - 1
+
+
+@pytest.mark.parametrize(
+    ("born", "message"),
+    [
+        (date(2030, 1, 1), "Invalid value for the 'date_of_birth' parameter. It must not be "
+                           "after 2026-06-15, but got '2030-01-01' instead."),
+        (datetime(2000, 1, 1, tzinfo=UTC),
+         "Invalid value for the 'date_of_birth' parameter. It must be a date, but got "
+         "datetime.datetime(2000, 1, 1, 0, 0, tzinfo=datetime.timezone.utc) instead."),
+    ],
+    ids=["future", "datetime"],
+)
+def test_age_on_rejects_bad_birth_dates(born: date, message: str) -> None:
+    """A birth date in the future, or a datetime, is refused with a clear sentence."""
+    with pytest.raises(ValidationError) as caught:
+        age_on(born, date(2026, 6, 15))
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        (datetime(2026, 1, 31, 9, tzinfo=UTC), 1, datetime(2026, 2, 28, 9, tzinfo=UTC)),
+        (datetime(2024, 1, 31, 9, tzinfo=UTC), 1, datetime(2024, 2, 29, 9, tzinfo=UTC)),
+        (datetime(2026, 6, 15, 12, tzinfo=UTC), 24, datetime(2028, 6, 15, 12, tzinfo=UTC)),
+        (datetime(2026, 11, 30, tzinfo=UTC), 3, datetime(2027, 2, 28, tzinfo=UTC)),
+    ],
+)
+def test_add_months_clamps_to_month_end(start: datetime, months: int, end: datetime) -> None:
+    """Adding months keeps the time and clamps the day to the month's last day."""
+    assert add_months(start, months) == end
+
+
+@given(
+    start=st.datetimes(datetime(2000, 1, 1), datetime(2090, 1, 1), timezones=st.just(UTC)),
+    months=st.integers(1, 36),
+)
+def test_lifetime_months_rounds_started_months_up(start: datetime, months: int) -> None:
+    """A consent of n calendar months lasts n months; one second more starts month n + 1."""
+    end = add_months(start, months)
+    assert lifetime_months(start, end) == months
+    assert lifetime_months(start, end + timedelta(seconds=1)) == months + 1
