@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the placeholder we refuse outside development
+_PLACEHOLDER_SECRET = "change-me"
 
 
 class Settings(BaseSettings):

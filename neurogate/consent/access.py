@@ -86,9 +86,11 @@ def get_subject(
     """The subject if ``principal`` has one of the ``allowed`` relations to it."""
     subject = session.get(Subject, subject_id)
     if subject is None or subject.erased_at is not None:
-        raise not_found("subject", subject_id)
+        msg = "subject"
+        raise not_found(msg, subject_id)
     if not relations(session, principal, subject_id) & set(allowed):
-        raise not_found("subject", subject_id)
+        msg = "subject"
+        raise not_found(msg, subject_id)
     return subject
 
 
@@ -123,16 +125,20 @@ def get_consent(session: Session, principal: Principal, consent_id: str,
     """A consent the caller may see: its subject's own people, or the app it names."""
     consent = session.get(Consent, consent_id)
     if consent is None:
-        raise not_found("consent", consent_id)
+        msg = "consent"
+        raise not_found(msg, consent_id)
     subject = session.get(Subject, consent.subject_id)
     if subject is None or subject.erased_at is not None:
-        raise not_found("consent", consent_id)
+        msg = "consent"
+        raise not_found(msg, consent_id)
     if principal.kind == "app":
         if consent.app_id != principal.id:
-            raise not_found("consent", consent_id)
+            msg = "consent"
+            raise not_found(msg, consent_id)
         return consent
     if not relations(session, principal, consent.subject_id) & set(allowed):
-        raise not_found("consent", consent_id)
+        msg = "consent"
+        raise not_found(msg, consent_id)
     return consent
 
 
@@ -141,16 +147,20 @@ def get_app(session: Session, principal: Principal, app_id: str, *, manage: bool
     may manage it; an app sees only itself."""
     app = session.get(App, app_id)
     if app is None:
-        raise not_found("app", app_id)
+        msg = "app"
+        raise not_found(msg, app_id)
     if principal.kind == "app" and principal.id != app_id:
-        raise not_found("app", app_id)
+        msg = "app"
+        raise not_found(msg, app_id)
     if principal.kind == "device":
-        raise not_found("app", app_id)
+        msg = "app"
+        raise not_found(msg, app_id)
     if manage and not (
         principal.role == "admin"
         or (principal.role == "app_owner" and app.owner_account_id == principal.id)
     ):
-        raise not_found("app", app_id)
+        msg = "app"
+        raise not_found(msg, app_id)
     return app
 
 
@@ -158,11 +168,13 @@ def get_device(session: Session, principal: Principal, device_id: str) -> Device
     """A device: its vendor, an admin, or the device itself."""
     device = session.get(Device, device_id)
     if device is None:
-        raise not_found("device", device_id)
+        msg = "device"
+        raise not_found(msg, device_id)
     owner = principal.role == "vendor" and device.vendor_account_id == principal.id
     itself = principal.kind == "device" and principal.id == device_id
     if not (owner or itself or principal.role == "admin"):
-        raise not_found("device", device_id)
+        msg = "device"
+        raise not_found(msg, device_id)
     return device
 
 
@@ -175,7 +187,8 @@ def subject_for_app(session: Session, app_id: str, pseudonym: str) -> Subject:
     ).first()
     subject = session.get(Subject, row.subject_id) if row is not None else None
     if subject is None or subject.erased_at is not None:
-        raise not_found("subject", pseudonym)
+        msg = "subject"
+        raise not_found(msg, pseudonym)
     return subject
 
 

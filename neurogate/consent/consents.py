@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
-from neurogate.consent.jurisdictions import age_on, get_profile
+from neurogate.consent.accounts import pseudonym
+from neurogate.consent.jurisdictions import add_months, age_on, get_profile
 from neurogate.consent.ledger import Appended, Ledger
 from neurogate.consent.merkle import canonical_json
 from neurogate.consent.models import (
@@ -35,18 +36,6 @@ from neurogate.errors import ConflictError, ConsentError, PermissionDenied, Vali
 
 # Called with the subject id after any commit that changes what may flow for it.
 ChangeListener = Callable[[str], None]
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """``moment`` plus whole calendar months (clamped to the month's last day)."""
-    month0 = moment.month - 1 + months
-    year, month = moment.year + month0 // 12, month0 % 12 + 1
-    for day in (moment.day, 30, 29, 28):
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")  # noqa: EM101 - day 28 exists in every month
 
 
 def subject_facts(subject: Subject) -> SubjectFacts:
@@ -124,16 +113,9 @@ def _app_pseudonym(session: Session, app_id: str, subject_id: str) -> str:
         )
     ).first()
     if row is None:
-        row = AppPseudonym(pseudonym=access_pseudonym(), app_id=app_id, subject_id=subject_id)
+        row = AppPseudonym(pseudonym=pseudonym("p"), app_id=app_id, subject_id=subject_id)
         session.add(row)
     return row.pseudonym
-
-
-def access_pseudonym() -> str:
-    """A fresh per-app subject pseudonym."""
-    from neurogate.consent.accounts import pseudonym
-
-    return pseudonym("p")
 
 
 def app_pseudonym_of(session: Session, app_id: str, subject_id: str) -> str | None:
@@ -514,7 +496,6 @@ def ask(*, session: Session, ledger: Ledger, principal: Principal, app_id: str, 
 
 __all__ = [
     "ChangeListener",
-    "add_months",
     "app_facts",
     "app_pseudonym_of",
     "ask",

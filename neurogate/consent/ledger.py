@@ -9,6 +9,7 @@ signed checkpoint of the whole log.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -224,18 +225,24 @@ class Ledger:
         )
 
     # -- auditing ------------------------------------------------------------------
-    def verify(self, session: Session) -> AuditReport:
-        """Recompute every leaf, root and checkpoint from the stored rows."""
+    def verify(self, session: Session, external: Sequence[str] = ()) -> AuditReport:
+        """Recompute every leaf, root and checkpoint from the stored rows.
+
+        ``external`` are checkpoints kept outside the database (by a witness, an auditor, a
+        receipt holder): a log truncated or rewritten behind them fails against them.
+        """
         leaves = session.exec(select(LedgerLeaf).order_by(col(LedgerLeaf.seq))).all()
         notes = session.exec(
             select(LedgerCheckpoint.note).order_by(col(LedgerCheckpoint.size))
         ).all()
-        return verify_log(
-            [bytes(leaf.entry) for leaf in leaves],
-            [bytes(leaf.leaf_hash) for leaf in leaves],
-            list(notes),
-            self.verifier,
+        entries = [bytes(leaf.entry) for leaf in leaves]
+        report = verify_log(
+            entries, [bytes(leaf.leaf_hash) for leaf in leaves], list(notes), self.verifier
         )
+        if external:
+            outside = verify_log(entries, None, list(external), self.verifier)
+            report.problems += [f"External {p[0].lower()}{p[1:]}" for p in outside.problems]
+        return report
 
     def open(self, note: str) -> Any:
         """Open a checkpoint note signed by this gateway."""

@@ -30,7 +30,13 @@ from neurogate.consent.schemas import (
     SubjectPublic,
     SubjectUpdate,
 )
-from neurogate.errors import ConflictError, NotFoundError, ValidationError
+from neurogate.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+    not_found,
+)
 
 
 def _check_birth_date(value: date, today: date) -> None:
@@ -150,7 +156,9 @@ def link_guardian(
     return link
 
 
-def list_guardians(*, session: Session, principal: Principal, subject_id: str) -> list[GuardianLink]:
+def list_guardians(
+    *, session: Session, principal: Principal, subject_id: str
+) -> list[GuardianLink]:
     """The verified guardians of a subject."""
     subject = access.get_subject(session, principal, subject_id, (SELF, GUARDIAN, CLINICIAN))
     return list(
@@ -169,7 +177,8 @@ def create_care_relationship(
         raise NotFoundError(msg, field="clinician_username")
     subject = session.get(Subject, request.subject_id)
     if subject is None or subject.erased_at is not None:
-        raise access.not_found("subject", request.subject_id)
+        msg_0 = "subject"
+        raise not_found(msg_0, request.subject_id)
     existing = session.exec(
         select(CareRelationship).where(
             CareRelationship.clinician_account_id == clinician.id,
@@ -199,7 +208,8 @@ def end_care_relationship(*, session: Session, principal: Principal, care_id: st
     access.require_role(principal, "admin")
     care = session.get(CareRelationship, care_id)
     if care is None:
-        raise access.not_found("care relationship", care_id)
+        msg = "care relationship"
+        raise not_found(msg, care_id)
     session.delete(care)
 
 
@@ -214,7 +224,9 @@ def _check_purposes(purposes: list[str]) -> list[str]:
     return purposes
 
 
-def create_app(*, session: Session, principal: Principal, request: AppCreate) -> tuple[App, str, str]:
+def create_app(
+    *, session: Session, principal: Principal, request: AppCreate
+) -> tuple[App, str, str]:
     """Register an app with its declared purposes; returns it and its client credentials."""
     access.require_role(principal, "app_owner")
     app = App(
@@ -249,7 +261,7 @@ def update_app(*, session: Session, principal: Principal, app_id: str, request: 
     if principal.role != "admin":
         if "suspended" in changes:
             msg = "Only an administrator may suspend or reinstate an app."
-            raise access.PermissionDenied(msg)
+            raise PermissionDenied(msg)
         if changes.get("cria_status") not in (None, "submitted"):
             msg = (
                 "Invalid value for the 'cria_status' field. An app owner may set only "

@@ -36,7 +36,9 @@ def export_subject(*, session: Session, ledger: Ledger, principal: Principal, su
         .where(col(ConsentEvent.consent_id).in_([c.id for c in consents]))
         .order_by(col(ConsentEvent.at))
     ).all()
-    guardians = session.exec(select(GuardianLink).where(GuardianLink.subject_id == subject.id)).all()
+    guardians = session.exec(
+        select(GuardianLink).where(GuardianLink.subject_id == subject.id)
+    ).all()
     appended = ledger.append(
         session, action="subject.export", at=now, subject=subject.pseudonym,
         actor_role=principal.role,
@@ -51,7 +53,10 @@ def export_subject(*, session: Session, ledger: Ledger, principal: Principal, su
         ],
         "consents": [ConsentPublic.model_validate(c).model_dump(mode="json") for c in consents],
         "history": [
-            {"consent_id": e.consent_id, **ConsentEventPublic.model_validate(e).model_dump(mode="json")}
+            {
+                "consent_id": e.consent_id,
+                **ConsentEventPublic.model_validate(e).model_dump(mode="json"),
+            }
             for e in events
         ],
         "recordings": [],

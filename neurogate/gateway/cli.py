@@ -52,13 +52,18 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", exists=True, dir_okay=False,
+        help="A checkpoint kept outside the database (repeatable); the log must extend it."),
+) -> None:
     """Recompute every leaf, root and checkpoint; exit 1 on any difference."""
     from neurogate.gateway.state import build_gateway
 
     gateway = build_gateway(get_settings(), migrate=False)
+    external = [path.read_text(encoding="utf-8") for path in checkpoint]
     with gateway.transaction() as session:
-        report = gateway.ledger.verify(session)
+        report = gateway.ledger.verify(session, external)
     if report.ok:
         console.print(f"Ledger verified: {report.size} leaves, root {report.root.hex()}.")
         return

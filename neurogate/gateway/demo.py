@@ -28,7 +28,7 @@ from neurogate.consent.schemas import (
 )
 from neurogate.gateway.state import Gateway
 
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - demo accounts only; refused in production
+DEMO_PASSWORD = "demo-password"
 
 
 @dataclass
@@ -85,7 +85,8 @@ def seed(gateway: Gateway) -> DemoWorld:
         adult = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
             display_name="Alex Adult", date_of_birth=_years_ago(34, 3), preferred_language="en"))
         child = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
-            display_name="Mia Child", date_of_birth=_years_ago(10, 5), preferred_language="zh-Hans"))
+            display_name="Mia Child", date_of_birth=_years_ago(10, 5),
+            preferred_language="zh-Hans"))
         registry.link_guardian(session=session, principal=clinician, subject_id=child.id,
                                request=GuardianLinkCreate(guardian_username="parent.chen"))
         for label, subject in (("alex", adult), ("mia", child)):

@@ -22,7 +22,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def neurogate(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def neurogate(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the ``neurogate`` command line to completion."""
     return subprocess.run(
         [sys.executable, "-m", "neurogate", *args], env=env, capture_output=True, text=True,

@@ -1,8 +1,8 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
-Create Date: 2026-11-21 21:53:12.794826
+Revises:
+Create Date: 2026-11-21
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def upgrade() -> None:
     sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('products', sa.JSON(), nullable=True),
-    sa.Column('granted_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('granted_by', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('granted_capacity', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('recorded_by', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('assent', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
