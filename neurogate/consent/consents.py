@@ -7,7 +7,6 @@ its ledger leaf, so a change is either complete (and provable) or absent.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +33,13 @@ from neurogate.consent.purposes import load_catalog
 from neurogate.consent.schemas import ConsentCreate
 from neurogate.errors import ConflictError, ConsentError, PermissionDenied, ValidationError
 
-# Called with the subject id after any commit that changes what may flow for it.
-ChangeListener = Callable[[str], None]
+CHANGES_KEY = "consent_changes"
+
+
+def mark_changed(session: Session, kind: str, ident: str) -> None:
+    """Note, for whoever commits ``session``, that what may flow for a subject or an app
+    changes with this transaction (the gateway pauses their streams before the commit)."""
+    session.info.setdefault(CHANGES_KEY, set()).add((kind, ident))
 
 
 def subject_facts(subject: Subject) -> SubjectFacts:
@@ -104,6 +108,29 @@ def _event(session: Session, consent: Consent, action: str, actor: str | None,
             ledger_index=appended.seq,
         )
     )
+
+
+def connect_app(*, session: Session, principal: Principal, subject_id: str, app_id: str
+                ) -> str:
+    """Introduce a subject to an app (the subject, a guardian or a clinician in care):
+    the app learns only its own pseudonym of the subject, and may then ask for data,
+    which the policy decides."""
+    access.require_role(principal, "subject", "guardian", "clinician")
+    subject = access.get_subject(session, principal, subject_id)
+    app = access.get_app(session, principal, app_id)
+    return _app_pseudonym(session, app.id, subject.id)
+
+
+def list_connections(*, session: Session, principal: Principal) -> list[str]:
+    """The pseudonyms of the subjects introduced to the calling app."""
+    if principal.kind != "app":
+        msg = "Only apps list their connections."
+        raise PermissionDenied(msg)
+    live = select(Subject.id).where(col(Subject.erased_at).is_(None))
+    return list(session.exec(
+        select(AppPseudonym.pseudonym).where(
+            AppPseudonym.app_id == principal.id, col(AppPseudonym.subject_id).in_(live))
+    ).all())
 
 
 def _app_pseudonym(session: Session, app_id: str, subject_id: str) -> str:
@@ -282,6 +309,7 @@ def grant_consent(
         _close(session, ledger, old, principal, "revoked", now, reason="superseded")
     session.add(consent)
     session.flush()
+    mark_changed(session, "subject", subject.id)
     _app_pseudonym(session, app.id, subject.id)
     appended = ledger.append(
         session,
@@ -325,6 +353,7 @@ def _close(session: Session, ledger: Ledger, consent: Consent, principal: Princi
     subject = session.get(Subject, consent.subject_id)
     assert subject is not None  # consents reference existing subjects
     consent.status = status
+    mark_changed(session, "subject", consent.subject_id)
     if status == "revoked":
         consent.revoked_at = now
         consent.revoked_by = principal.id if principal else None
@@ -379,6 +408,7 @@ def record_assent(
     subject = session.get(Subject, consent.subject_id)
     assert subject is not None
     consent.assent = assent
+    mark_changed(session, "subject", consent.subject_id)
     consent.assent_recorded_by = principal.id
     consent.assent_recorded_at = now
     session.add(consent)
@@ -495,16 +525,19 @@ def ask(*, session: Session, ledger: Ledger, principal: Principal, app_id: str, 
 
 
 __all__ = [
-    "ChangeListener",
+    "CHANGES_KEY",
     "app_facts",
     "app_pseudonym_of",
     "ask",
+    "connect_app",
     "consent_facts",
     "evaluate",
     "expire_due",
     "grant_consent",
     "history",
+    "list_connections",
     "list_consents",
+    "mark_changed",
     "record_assent",
     "record_digest",
     "revoke_consent",

@@ -9,7 +9,9 @@ from sqlmodel import Session, col, select
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
 from neurogate.consent.accounts import create_account, create_client, find_account, pseudonym
+from neurogate.consent.consents import mark_changed
 from neurogate.consent.jurisdictions import age_on, get_profile
+from neurogate.consent.ledger import Ledger
 from neurogate.consent.models import (
     App,
     CareRelationship,
@@ -94,6 +96,7 @@ def update_subject(
             raise ValidationError(msg, field=key)
         setattr(subject, key, value)
     session.add(subject)
+    mark_changed(session, "subject", subject.id)
     return subject
 
 
@@ -276,6 +279,7 @@ def update_app(*, session: Session, principal: Principal, app_id: str, request: 
             raise ValidationError(msg, field=key)
         setattr(app, key, value)
     session.add(app)
+    mark_changed(session, "app", app.id)
     return app
 
 
@@ -310,6 +314,51 @@ def list_devices(*, session: Session, principal: Principal) -> list[Device]:
     return sorted(session.exec(query).all(), key=lambda d: d.created_at)
 
 
+
+
+# -- pairing -----------------------------------------------------------------------
+def pair_device(*, session: Session, ledger: Ledger, principal: Principal, device_id: str,
+                subject_id: str) -> Device:
+    """Bind a device's stream to a subject (the subject, or a clinician in care)."""
+    access.require_role(principal, "subject", "clinician")
+    subject = access.get_subject(session, principal, subject_id, (SELF, CLINICIAN))
+    device = session.get(Device, device_id)
+    if device is None:
+        raise not_found(kind="device", ident=device_id)
+    if device.paired_subject_id == subject.id:
+        msg = "This device is already paired with this subject."
+        raise ConflictError(msg, field="device_id")
+    if device.paired_subject_id is not None:
+        msg = "This device is paired with someone else; it must be unpaired first."
+        raise ConflictError(msg, field="device_id")
+    device.paired_subject_id = subject.id
+    session.add(device)
+    mark_changed(session, "device", device.id)
+    ledger.append(session, action="device.pair", device=device.id, subject=subject.pseudonym,
+                  actor_role=principal.role)
+    return device
+
+
+def unpair_device(*, session: Session, ledger: Ledger, principal: Principal,
+                  device_id: str) -> Device:
+    """Unbind a device (its subject, a clinician in care, or its vendor); its live stream
+    ends."""
+    device = session.get(Device, device_id)
+    if device is None or device.paired_subject_id is None:
+        raise not_found(kind="device pairing", ident=device_id)
+    subject = session.get(Subject, device.paired_subject_id)
+    assert subject is not None  # paired_subject_id is a foreign key
+    vendor = principal.role == "vendor" and device.vendor_account_id == principal.id
+    if not vendor and not access.relations(session, principal, subject.id) & {SELF, CLINICIAN}:
+        raise not_found(kind="device pairing", ident=device_id)
+    device.paired_subject_id = None
+    session.add(device)
+    mark_changed(session, "device", device.id)
+    ledger.append(session, action="device.unpair", device=device.id,
+                  subject=subject.pseudonym, actor_role=principal.role)
+    return device
+
+
 __all__ = [
     "create_app",
     "create_care_relationship",
@@ -323,7 +372,9 @@ __all__ = [
     "list_devices",
     "list_guardians",
     "list_subjects",
+    "pair_device",
     "subject_public",
+    "unpair_device",
     "update_app",
     "update_subject",
 ]

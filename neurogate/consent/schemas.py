@@ -162,6 +162,10 @@ class DeviceCreate(_Strict):
     sampling_rate: float = Field(gt=0, le=100_000)
 
 
+class PairingCreate(_Strict):
+    subject_id: str = Field(min_length=1, max_length=64)
+
+
 class DevicePublic(_Out):
     id: str
     model: str
@@ -198,6 +202,10 @@ class ConsentCreate(_Strict):
     capacity: GrantCapacity | None = None
     guardian_account_id: str | None = None
     assent: Literal["given", "dissent"] | None = None
+
+
+class ConnectionCreate(_Strict):
+    app_id: str = Field(min_length=1, max_length=64)
 
 
 class AssentRecord(_Strict):
@@ -286,6 +294,7 @@ __all__ = [
     "CareRelationshipCreate",
     "CareRelationshipPublic",
     "ClientCredentials",
+    "ConnectionCreate",
     "ConsentCreate",
     "ConsentEventPublic",
     "ConsentPublic",
@@ -300,6 +309,7 @@ __all__ = [
     "LoginRequest",
     "LoginResponse",
     "NoticeShown",
+    "PairingCreate",
     "RevokeRequest",
     "SubjectAccountCreate",
     "SubjectCreate",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from neurogate import __version__
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import errors
+from neurogate.gateway import egress, errors
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -26,9 +27,11 @@ from neurogate.gateway.routes import (
     devices,
     ledger,
     purposes,
+    streams,
     subjects,
 )
 from neurogate.gateway.state import Gateway, build_gateway
+from neurogate.gateway.streams import Subscription
 from neurogate.settings import Settings, get_settings
 
 log = logging.getLogger("neurogate.gateway")
@@ -52,19 +55,41 @@ async def _sweep_forever(gateway: Gateway) -> None:
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
+def _on_change(gateway: Gateway, keys: set[tuple[str, str]], paused: list[Subscription]
+               ) -> None:
+    """After a commit changed consent: end unpaired devices' streams, decide again for
+    the paused subscriptions."""
+    for kind, ident in keys:
+        stream = gateway.hub.streams.get(ident) if kind == "device" else None
+        if stream is not None:
+            stream.ended = "The device was unpaired from its subject; the stream ends."
+    for sub in paused:
+        task = asyncio.create_task(egress.reevaluate(gateway, sub))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
     """Build the gateway application (opens the database and keys)."""
     gateway = gateway or build_gateway(settings or get_settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_sweep_forever(gateway))
+        gateway.loop = asyncio.get_running_loop()
+        gateway.on_change = functools.partial(_on_change, gateway)
+        tasks = [asyncio.create_task(_sweep_forever(gateway)),
+                 asyncio.create_task(egress.watch(gateway))]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            gateway.on_change = None
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     app = FastAPI(
         title="NeuroGate",
@@ -78,8 +103,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.state.gateway = gateway
     errors.install(app)
-    for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger):
+    for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger,
+                   streams):
         app.include_router(module.router)
+    app.include_router(consents.connections)
     token_server = TokenServer(gateway)
 
     @app.post("/oauth/token", tags=["auth"])

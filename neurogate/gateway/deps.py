@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from neurogate.consent.access import Principal
 from neurogate.consent.accounts import resolve_session
@@ -25,7 +26,7 @@ def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-def bearer_token(request: Request) -> str | None:
+def bearer_token(request: HTTPConnection) -> str | None:
     """The bearer token of a request (header first, then the portal's session cookie)."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")

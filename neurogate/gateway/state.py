@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from neurogate.consent.accounts import SessionPolicy, configure_password_hashing
 from neurogate.consent.checkpoint import load_or_create_signer
+from neurogate.consent.consents import CHANGES_KEY
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
+from neurogate.gateway.streams import StreamHub
 from neurogate.gateway.tokens import TokenIssuer, load_or_create_key
 from neurogate.settings import Settings
 
@@ -27,12 +32,35 @@ class Gateway:
     ledger: Ledger
     tokens: TokenIssuer
     session_policy: SessionPolicy
+    hub: StreamHub = field(default_factory=StreamHub)
+    # Called on the event loop after a commit, with what the commit changed.
+    on_change: Callable[[set[tuple[str, str]], list[Any]], None] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One database transaction: committed (durably) on success, else rolled back."""
+        """One database transaction: committed (durably) on success, else rolled back.
+
+        A transaction that changes what may flow pauses the affected streams *before* it
+        commits, so that no frame produced after the commit leaves under the old decision;
+        after the commit (or a rollback) the streams are decided again.
+        """
         with session_scope(self.engine) as session:
+            event.listen(session, "before_commit", self._before_commit)
+            event.listen(session, "after_commit", self._after_end)
+            event.listen(session, "after_rollback", self._after_end)
             yield session
+
+    def _before_commit(self, session: Session) -> None:
+        keys = session.info.get(CHANGES_KEY)
+        if keys:
+            session.info["paused"] = self.hub.freeze(keys)
+
+    def _after_end(self, session: Session) -> None:
+        keys = session.info.pop(CHANGES_KEY, None)
+        paused = session.info.pop("paused", [])
+        if keys and self.on_change is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.on_change, set(keys), paused)
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

@@ -14,6 +14,7 @@ from neurogate.consent.schemas import (
     ConsentCreate,
     ConsentEventPublic,
     ConsentPublic,
+    ConnectionCreate,
     ConsentWithReceipt,
     RevokeRequest,
 )
@@ -113,3 +114,24 @@ def read_consent_receipt(consent_id: str, gw: GatewayDep,
             msg = "This consent has no ledger entry yet."
             raise ConflictError(msg)
         return gw.ledger.receipt_for(session, max(indexed))
+
+
+connections = APIRouter(prefix="/v1", tags=["connections"])
+
+
+@connections.post("/subjects/{subject_id}/connections", status_code=201)
+def create_connection(subject_id: str, body: ConnectionCreate, gw: GatewayDep,
+                      principal: CurrentPrincipal) -> dict[str, str]:
+    """Introduce a subject to an app; the app gets only its own pseudonym of them."""
+    with gw.transaction() as session:
+        name = consents.connect_app(session=session, principal=principal,
+                                    subject_id=subject_id, app_id=body.app_id)
+    return {"app_id": body.app_id, "subject": name}
+
+
+@connections.get("/connections")
+def read_connections(gw: GatewayDep, principal: CurrentPrincipal) -> list[dict[str, str]]:
+    """The subjects introduced to the calling app, by its pseudonyms for them."""
+    with gw.transaction() as session:
+        return [{"subject": name} for name in
+                consents.list_connections(session=session, principal=principal)]

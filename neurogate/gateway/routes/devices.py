@@ -6,7 +6,13 @@ from fastapi import APIRouter
 
 from neurogate.consent import access, registry
 from neurogate.consent.models import Device
-from neurogate.consent.schemas import ClientCredentials, DeviceCreate, DeviceCreated, DevicePublic
+from neurogate.consent.schemas import (
+    ClientCredentials,
+    DeviceCreate,
+    DeviceCreated,
+    DevicePublic,
+    PairingCreate,
+)
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
@@ -44,3 +50,22 @@ def read_device(device_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> 
     """Read one device registration."""
     with gw.transaction() as session:
         return _public(access.get_device(session, principal, device_id))
+
+
+@router.post("/{device_id}/pairing")
+def pair_device(device_id: str, body: PairingCreate, gw: GatewayDep,
+                principal: CurrentPrincipal) -> DevicePublic:
+    """Pair a device with a subject (the subject, or a clinician in care)."""
+    with gw.transaction() as session:
+        device = registry.pair_device(session=session, ledger=gw.ledger, principal=principal,
+                                      device_id=device_id, subject_id=body.subject_id)
+    return _public(device)
+
+
+@router.delete("/{device_id}/pairing")
+def unpair_device(device_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> DevicePublic:
+    """Unpair a device; its live stream ends."""
+    with gw.transaction() as session:
+        device = registry.unpair_device(session=session, ledger=gw.ledger, principal=principal,
+                                        device_id=device_id)
+    return _public(device)

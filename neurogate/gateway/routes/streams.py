@@ -1,0 +1,273 @@
+"""WebSocket streams: device ingest and governed app egress (see docs/protocol.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from neurogate.consent.access import Principal
+from neurogate.consent.models import Device, Subject
+from neurogate.consent.purposes import load_catalog
+from neurogate.devices.protocol import PROTOCOL_VERSION, CloseCode, ProtocolError, parse_hello
+from neurogate.errors import AuthenticationError, NeurogateError
+from neurogate.gateway.deps import bearer_token, principal_for_token
+from neurogate.gateway.egress import Refusal, decide_grant, resolve_pseudonym
+from neurogate.gateway.state import Gateway
+from neurogate.gateway.streams import LiveStream, Subscription
+
+router = APIRouter(tags=["streams"])
+log = logging.getLogger("neurogate.streams")
+HELLO_TIMEOUT_SECONDS = 10.0
+
+
+async def _close(ws: WebSocket, code: int, message: dict[str, Any] | None = None) -> None:
+    with contextlib.suppress(Exception):
+        if message is not None:
+            await ws.send_text(json.dumps(message))
+        await ws.close(code)
+
+
+async def _authenticate(ws: WebSocket, gateway: Gateway, kind: str, scope: str
+                        ) -> Principal | None:
+    token = bearer_token(ws)
+    try:
+        if token is None:
+            msg = "Send 'Authorization: Bearer <access token>' from /oauth/token."
+            raise AuthenticationError(msg)
+        principal = await run_in_threadpool(principal_for_token, gateway, token)
+    except AuthenticationError as exc:
+        await _close(ws, CloseCode.UNAUTHENTICATED,
+                     {"type": "error", "code": exc.code, "message": exc.message})
+        return None
+    if principal.kind != kind or scope not in principal.scopes:
+        await _close(ws, CloseCode.FORBIDDEN, {
+            "type": "error", "code": "forbidden",
+            "message": f"This endpoint needs a {kind} access token with the scope {scope!r}."})
+        return None
+    return principal
+
+
+def _ledger(gateway: Gateway, action: str, **fields: Any) -> None:
+    with gateway.transaction() as session:
+        gateway.ledger.append(session, action=action, **fields)
+
+
+def _device_and_subject(gateway: Gateway, device_id: str) -> tuple[Device, Subject | None]:
+    with gateway.transaction() as session:
+        device = session.get(Device, device_id)
+        assert device is not None  # the token was issued for it and checked just now
+        subject = session.get(Subject, device.paired_subject_id) if (
+            device.paired_subject_id) else None
+        return device, subject
+
+
+def _check_registration(device: Device, hello: Any) -> None:
+    problems = []
+    if list(hello.channel_names) != list(device.channel_names):
+        problems.append(f"channel names {list(hello.channel_names)} differ from the "
+                        f"registered {device.channel_names}")
+    if list(hello.channel_types) != list(device.channel_types):
+        problems.append(f"channel types {list(hello.channel_types)} differ from the "
+                        f"registered {device.channel_types}")
+    if abs(hello.sampling_rate - device.sampling_rate) > 1e-9:
+        problems.append(f"sampling rate {hello.sampling_rate:g} Hz differs from the "
+                        f"registered {device.sampling_rate:g} Hz")
+    if problems:
+        msg = ("The hello does not match this device's registration: " + "; ".join(problems)
+               + ". Send what was registered, or register the device again.")
+        raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO)
+
+
+@router.websocket("/v1/stream/ingest")
+async def ingest_stream(ws: WebSocket) -> None:
+    """A device streams samples (hello, then binary frames)."""
+    gateway: Gateway = ws.app.state.gateway
+    await ws.accept()
+    principal = await _authenticate(ws, gateway, "device", "stream:ingest")
+    if principal is None:
+        return
+    try:
+        first = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_SECONDS)
+    except TimeoutError:
+        await _close(ws, CloseCode.HELLO_TIMEOUT, {
+            "type": "error", "code": "hello_timeout",
+            "message": f"No hello within {HELLO_TIMEOUT_SECONDS:g} s."})
+        return
+    except (WebSocketDisconnect, KeyError, RuntimeError):
+        return
+    device, subject = await run_in_threadpool(_device_and_subject, gateway, principal.id)
+    stream: LiveStream | None = None
+    try:
+        try:
+            hello = parse_hello(json.loads(first))
+        except json.JSONDecodeError as exc:
+            msg = "The hello is not valid JSON."
+            raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO) from exc
+        _check_registration(device, hello)
+        if subject is None:
+            msg = ("This device is not paired with a subject. A clinician or the subject "
+                   f"pairs it with POST /v1/devices/{device.id}/pairing.")
+            raise ProtocolError(msg, close_code=CloseCode.FORBIDDEN)
+        stream = LiveStream(device_id=device.id, subject_id=subject.id, hello=hello)
+        gateway.hub.open_stream(stream)
+    except ProtocolError as exc:
+        await _close(ws, exc.close_code, {"type": "error", "code": "bad_hello",
+                                          "message": exc.message, "field": exc.field})
+        return
+    await run_in_threadpool(_ledger, gateway, "stream.start", device=device.id,
+                            subject=subject.pseudonym, stream=stream.id)
+    await ws.send_text(json.dumps({
+        "type": "welcome", "protocol": PROTOCOL_VERSION, "stream": stream.id,
+        "max_frame_bytes": 1 << 20, "notes": list(stream.pipeline.notes)}))
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            if stream.ended:
+                await _close(ws, CloseCode.FORBIDDEN, {"type": "error", "code": "unpaired",
+                                                       "message": stream.ended})
+                break
+            if message.get("bytes") is not None:
+                for notice in gateway.hub.ingest(stream, message["bytes"]):
+                    await ws.send_text(json.dumps(notice))
+            elif message.get("text") is not None:
+                control = json.loads(message["text"]) if message["text"].startswith("{") else {}
+                if control.get("type") == "bye":
+                    await _close(ws, CloseCode.NORMAL)
+                    break
+                await ws.send_text(json.dumps({
+                    "type": "error", "code": "unknown_message",
+                    "message": "Text messages after the hello may only be {\"type\": \"bye\"}; "
+                               "samples go in binary frames."}))
+    except ProtocolError as exc:
+        await _close(ws, exc.close_code, {"type": "error", "code": "bad_frame",
+                                          "message": exc.message})
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        gateway.hub.close_stream(stream)
+        with contextlib.suppress(NeurogateError):
+            await run_in_threadpool(
+                _ledger, gateway, "stream.stop", device=device.id, subject=subject.pseudonym,
+                stream=stream.id, frames=stream.frames, samples=stream.samples,
+                dropped=stream.rejected)
+
+
+async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None:
+    hub = gateway.hub
+    while True:
+        await sub.wakeup.wait()
+        sub.wakeup.clear()
+        if sub.closing is not None:
+            code, message = sub.closing
+            await _close(ws, code, message)
+            return
+        if sub.unreported_drops:
+            lost, sub.unreported_drops = sub.unreported_drops, 0
+            await ws.send_text(json.dumps({"type": "gap", "dropped": lost}))
+        while sub.queue:
+            item = sub.queue.popleft()
+            if not hub.may_deliver(sub):  # checked again at the last moment
+                sub.queue.clear()
+                break
+            if isinstance(item, bytes):
+                await ws.send_bytes(item)
+            else:
+                await ws.send_text(item)
+            sub.delivered += 1
+            if sub.closing is not None:
+                break
+
+
+@router.websocket("/v1/stream/subscribe")
+async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
+                           format: str = "json") -> None:
+    """An app receives the products its consent allows, for one subject and purpose."""
+    gateway: Gateway = ws.app.state.gateway
+    await ws.accept()
+    principal = await _authenticate(ws, gateway, "app", "stream:subscribe")
+    if principal is None:
+        return
+    try:
+        if format not in ("json", "binary"):
+            msg = (f"Invalid value for the 'format' parameter. Allowed values are 'json' and "
+                   f"'binary', but got {format!r} instead.")
+            raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO, field="format")
+        load_catalog().get(purpose)
+        subject_id = await run_in_threadpool(resolve_pseudonym, gateway, app_id=principal.id,
+                                             pseudonym=subject)
+        outcome = await run_in_threadpool(decide_grant, gateway, app_id=principal.id,
+                                          subject_id=subject_id, purpose_id=purpose)
+    except ProtocolError as exc:
+        await _close(ws, exc.close_code, {"type": "error", "code": "bad_request",
+                                          "message": exc.message, "field": exc.field})
+        return
+    except NeurogateError as exc:
+        code = CloseCode.STORE_UNAVAILABLE if exc.code == "storage_unavailable" else (
+            CloseCode.NOT_FOUND if exc.code == "not_found" else CloseCode.BAD_HELLO)
+        await _close(ws, code, {"type": "error", "code": exc.code, "message": exc.message,
+                                "field": exc.field})
+        return
+    pseudonym_of_subject = await run_in_threadpool(_subject_pseudonym, gateway, subject_id)
+    if isinstance(outcome, Refusal):
+        await run_in_threadpool(_ledger, gateway, "stream.deny", app=principal.id,
+                                subject=pseudonym_of_subject, purpose=purpose,
+                                reasons=list(outcome.reasons))
+        await _close(ws, CloseCode.FORBIDDEN, {
+            "type": "refused", "subject": subject, "purpose": purpose,
+            "reasons": list(outcome.reasons), "explanations": list(outcome.explanations)})
+        return
+    sub = Subscription(id=_new_id(), app_id=principal.id, subject_id=subject_id,
+                       pseudonym=subject, purpose_id=purpose, binary=format == "binary",
+                       grant=outcome)
+    gateway.hub.subscribe(sub)
+    await run_in_threadpool(_ledger, gateway, "stream.start", app=principal.id,
+                            subject=pseudonym_of_subject, purpose=purpose, stream=sub.id)
+    await ws.send_text(json.dumps({
+        "type": "subscribed", "subject": subject, "purpose": purpose, "format": format,
+        "products": {name: {"window_s": r.window_s, "output_rate_hz": r.output_rate_hz,
+                            "channels": r.channels} for name, r in outcome.products.items()},
+        "valid_until": outcome.valid_until,
+        "not_allowed": {"reasons": list(outcome.reasons),
+                        "explanations": list(outcome.explanations)}}))
+    sender = asyncio.create_task(_send_loop(ws, sub, gateway))
+    receiver = asyncio.create_task(_drain(ws))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, receiver):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        gateway.hub.unsubscribe(sub)
+        with contextlib.suppress(NeurogateError):
+            await run_in_threadpool(
+                _ledger, gateway, "stream.stop", app=principal.id,
+                subject=pseudonym_of_subject, purpose=purpose, stream=sub.id,
+                frames=sub.delivered, dropped=sub.dropped)
+
+
+async def _drain(ws: WebSocket) -> None:
+    """Read (and ignore) what the app sends, to notice when it goes away."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+
+
+def _subject_pseudonym(gateway: Gateway, subject_id: str) -> str:
+    with gateway.transaction() as session:
+        subject = session.get(Subject, subject_id)
+        return subject.pseudonym if subject is not None else "unknown"
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,342 @@
+"""Live streams: one signal pipeline per device stream, fanned out to governed apps.
+
+The per-chunk path touches no database: an app's subscription carries the decision taken
+when it subscribed, and delivery is gated per chunk by cheap checks only:
+
+- ``open``: cleared *before* any transaction that changes consent for the subject or the
+  app commits, and set again only if a fresh policy decision after the commit allows;
+- ``valid_until``: the consent's end (or a child's majority), checked on the wall clock;
+- the store lease: renewed while the consent store answers; if it cannot be read, the
+  lease lapses and nothing leaves the gateway (fail closed).
+
+A slow app has a bounded queue that drops its oldest messages and tells the app how many
+it lost; it never slows the device or other apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from neurogate.devices.protocol import (
+    KIND_DEVICE,
+    KIND_FILTERED,
+    KIND_RAW,
+    CloseCode,
+    Hello,
+    ProtocolError,
+    decode_header,
+    decode_samples,
+    encode_frame,
+)
+from neurogate.errors import SignalError
+from neurogate.signal import Frame, Resolution, ResolutionReducer, StreamPipeline
+
+log = logging.getLogger("neurogate.streams")
+
+QUEUE_LIMIT = 256  # messages per app before the oldest are dropped
+LEASE_SECONDS = 1.5  # how long one successful store probe lets data flow
+RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rate...
+RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
+
+ChangeKey = tuple[str, str]  # ("subject", id) or ("app", id)
+
+
+@dataclass
+class Grant:
+    """What one subscription may receive: products and their resolutions, until when."""
+
+    products: dict[str, Resolution]
+    valid_until: float  # seconds since the Unix epoch
+    reasons: tuple[str, ...] = ()
+    explanations: tuple[str, ...] = ()
+
+
+@dataclass
+class Subscription:
+    """One app receiving one subject's products for one purpose."""
+
+    id: str
+    app_id: str
+    subject_id: str
+    pseudonym: str
+    purpose_id: str
+    binary: bool
+    grant: Grant
+    open: bool = True
+    generation: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    unreported_drops: int = 0
+    closing: tuple[int, dict[str, Any]] | None = None
+    queue: collections.deque[str | bytes] = field(
+        default_factory=lambda: collections.deque(maxlen=QUEUE_LIMIT))
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    reducers: dict[tuple[str, str], ResolutionReducer] = field(default_factory=dict)
+    sequence: int = 0
+
+    def enqueue(self, message: str | bytes) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+            self.unreported_drops += 1
+        self.queue.append(message)
+        self.wakeup.set()
+
+    def end(self, code: int, message: dict[str, Any]) -> None:
+        """Stop delivery now and ask the sender to close with ``code`` after ``message``."""
+        self.open = False
+        self.queue.clear()
+        self.closing = (code, message)
+        self.wakeup.set()
+
+
+class LiveStream:
+    """One device's stream: checks frames, runs the pipeline once, feeds subscribers."""
+
+    def __init__(self, *, device_id: str, subject_id: str, hello: Hello,
+                 line_freq: float = 50.0) -> None:
+        self.id = uuid.uuid4().hex
+        self.device_id = device_id
+        self.subject_id = subject_id
+        self.hello = hello
+        self.scale = hello.scale_to_volts()
+        self.pipeline = StreamPipeline(hello.channel_names, hello.channel_types,
+                                       hello.sampling_rate, line_freq)
+        self.expected_sequence: int | None = None
+        self.next_time: float | None = None
+        self.frames = 0
+        self.samples = 0
+        self.rejected = 0
+        self.ended: str | None = None  # set when the device is unpaired mid-stream
+        self._budget = hello.sampling_rate * RATE_BURST_SECONDS
+        self._budget_at = time.monotonic()
+
+    def _spend(self, n_samples: int) -> None:
+        now = time.monotonic()
+        rate = self.hello.sampling_rate * RATE_TOLERANCE
+        cap = self.hello.sampling_rate * RATE_BURST_SECONDS * RATE_TOLERANCE
+        self._budget = min(cap, self._budget + (now - self._budget_at) * rate) - n_samples
+        self._budget_at = now
+        if self._budget < 0:
+            msg = (f"The device sends samples faster than {RATE_TOLERANCE:g} x its declared "
+                   f"{self.hello.sampling_rate:g} Hz; slow down to real time.")
+            raise ProtocolError(msg, close_code=CloseCode.RATE_EXCEEDED)
+
+    def check(self, frame: bytes) -> tuple[np.ndarray | None, float, list[dict[str, Any]]]:
+        """Check one binary frame: (samples in volts or None if dropped, t0, notices)."""
+        header = decode_header(frame)
+        n_channels = len(self.hello.channel_names)
+        if header.kind != KIND_DEVICE:
+            msg = f"Frame kind {header.kind} is not device samples (kind {KIND_DEVICE})."
+            raise ProtocolError(msg, close_code=CloseCode.BAD_FRAME)
+        if header.n_channels != n_channels:
+            msg = (f"Frame {header.sequence} has {header.n_channels} channels; the hello "
+                   f"declared {n_channels}.")
+            raise ProtocolError(msg, close_code=CloseCode.BAD_FRAME)
+        self._spend(header.n_samples)
+        notices: list[dict[str, Any]] = []
+
+        def drop(code: str, message: str) -> tuple[None, float, list[dict[str, Any]]]:
+            self.rejected += 1
+            notices.append({"type": "error", "code": code, "sequence": header.sequence,
+                            "message": message + " The frame was dropped."})
+            return None, header.timestamp, notices
+
+        expected = self.expected_sequence
+        if expected is not None and header.sequence < expected:
+            return drop("sequence_backwards",
+                        f"Frame {header.sequence} repeats or precedes frame {expected - 1}.")
+        if expected is not None and header.sequence > expected:
+            notices.append({"type": "error", "code": "sequence_gap", "sequence": header.sequence,
+                            "missing": header.sequence - expected,
+                            "message": f"Frames {expected} to {header.sequence - 1} never "
+                                       f"arrived; the stream continues."})
+        period = 1.0 / self.hello.sampling_rate
+        if self.next_time is not None and header.timestamp < self.next_time - period:
+            return drop("time_backwards",
+                        f"Frame {header.sequence} starts at {header.timestamp:.6f} s, before "
+                        f"the previous frame ended ({self.next_time:.6f} s).")
+        samples = decode_samples(frame, header)
+        finite = np.isfinite(samples)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            return drop("non_finite",
+                        f"Frame {header.sequence} has {int((~finite).sum())} NaN or infinite "
+                        f"samples (first at channel {int(bad[0])}, sample {int(bad[1])}).")
+        self.expected_sequence = header.sequence + 1
+        self.next_time = header.timestamp + header.n_samples * period
+        return samples * self.scale, header.timestamp, notices
+
+
+def target_resolution(allowed: Resolution, native: Resolution) -> Resolution:
+    """The resolution to deliver: the purpose's, never finer than the product's finest."""
+    levels = ("electrodes", "regions", "global")
+    channels = levels[max(levels.index(allowed.channels), levels.index(native.channels))]
+    if native.window_s <= 1.0 / native.output_rate_hz * 1.0001:  # a sample product
+        factor = max(1, math.ceil(native.output_rate_hz / allowed.output_rate_hz - 1e-9))
+        rate = native.output_rate_hz / factor
+        return Resolution(1.0 / rate, rate, channels)
+    return Resolution(max(allowed.window_s, native.window_s),
+                      min(allowed.output_rate_hz, native.output_rate_hz), channels)
+
+
+def render_json(frame: Frame, sequence: int) -> str:
+    """A product frame as the JSON ``data`` message of the protocol."""
+    data = frame.data
+    return json.dumps({
+        "type": "data", "product": frame.product, "seq": sequence, "t": frame.t,
+        "labels": list(frame.labels), "columns": list(frame.columns),
+        "window_s": frame.resolution.window_s, "rate_hz": frame.resolution.output_rate_hz,
+        "data": np.round(data, 12).tolist() if data.ndim else float(data),
+    }, separators=(",", ":"))
+
+
+class StreamHub:
+    """Every live stream and subscription of this gateway process."""
+
+    def __init__(self, *, now: Callable[[], float] = time.time) -> None:
+        self.streams: dict[str, LiveStream] = {}  # by device id
+        self.subscriptions: dict[str, Subscription] = {}
+        self.lease_until = 0.0  # monotonic; 0 = no successful probe yet
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.reevaluate: Callable[[Subscription], Any] | None = None  # set by the gateway
+        self._lock = threading.Lock()
+        self._now = now
+
+    # -- gates ---------------------------------------------------------------------
+    def store_ok(self) -> bool:
+        """Whether the consent store answered recently enough to let data flow."""
+        return time.monotonic() < self.lease_until
+
+    def renew_lease(self) -> None:
+        self.lease_until = time.monotonic() + LEASE_SECONDS
+
+    def may_deliver(self, sub: Subscription) -> bool:
+        """The per-chunk check: open, within the consent's validity, store reachable."""
+        return sub.open and self._now() < sub.grant.valid_until and self.store_ok()
+
+    def matching(self, keys: Iterable[ChangeKey]) -> list[Subscription]:
+        keys = set(keys)
+        return [s for s in list(self.subscriptions.values())
+                if ("subject", s.subject_id) in keys or ("app", s.app_id) in keys]
+
+    def freeze(self, keys: Iterable[ChangeKey]) -> list[Subscription]:
+        """Stop delivery to every subscription a pending consent change touches."""
+        with self._lock:
+            frozen = self.matching(keys)
+            for sub in frozen:
+                sub.generation += 1
+                sub.open = False
+        return frozen
+
+    # -- streams -------------------------------------------------------------------
+    def open_stream(self, stream: LiveStream) -> None:
+        with self._lock:
+            if stream.device_id in self.streams:
+                msg = "This device already has a live stream; close it before opening another."
+                raise ProtocolError(msg, close_code=CloseCode.DUPLICATE_STREAM)
+            self.streams[stream.device_id] = stream
+
+    def close_stream(self, stream: LiveStream) -> None:
+        with self._lock:
+            if self.streams.get(stream.device_id) is stream:
+                del self.streams[stream.device_id]
+
+    def ingest(self, stream: LiveStream, frame: bytes) -> list[dict[str, Any]]:
+        """Check a device frame, run the pipeline once, and feed every subscriber."""
+        samples, t0, notices = stream.check(frame)
+        if samples is None:
+            return notices
+        try:
+            batch = stream.pipeline.push(samples, t0)
+        except SignalError as exc:
+            stream.rejected += 1
+            notices.append({"type": "error", "code": "bad_samples", "message": exc.message +
+                            " The frame was dropped."})
+            return notices
+        stream.frames += 1
+        stream.samples += samples.shape[1]
+        for sub in list(self.subscriptions.values()):
+            if sub.subject_id != stream.subject_id or not self.may_deliver(sub):
+                continue
+            for product, native in stream.pipeline.resolutions.items():
+                allowed = sub.grant.products.get(product)
+                frames = batch[product]
+                if allowed is None or not frames:
+                    continue
+                key = (stream.id, product)
+                reducer = sub.reducers.get(key)
+                if reducer is None:
+                    reducer = ResolutionReducer(product, native,
+                                                target_resolution(allowed, native))
+                    sub.reducers[key] = reducer
+                for out in reducer.process(frames):
+                    sub.sequence += 1
+                    sub.enqueue(self.render(sub, out))
+        return notices
+
+    @staticmethod
+    def render(sub: Subscription, frame: Frame) -> str | bytes:
+        if sub.binary and frame.product in ("raw", "filtered"):
+            kind = KIND_RAW if frame.product == "raw" else KIND_FILTERED
+            return encode_frame(frame.data, sequence=sub.sequence, timestamp=frame.t, kind=kind)
+        return render_json(frame, sub.sequence)
+
+    # -- subscriptions -------------------------------------------------------------
+    def subscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self.subscriptions[sub.id] = sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self.subscriptions.pop(sub.id, None)
+
+    def revoke(self, sub: Subscription, reasons: Iterable[str], explanations: Iterable[str],
+               *, code: int = CloseCode.REVOKED) -> None:
+        """End a subscription: a ``revoked`` message, then the socket closes."""
+        reasons = list(reasons)
+        sub.end(code, {"type": "revoked", "reason": reasons[0] if reasons else "revoked",
+                       "reasons": reasons, "explanations": list(explanations)})
+
+    def expired(self) -> list[Subscription]:
+        """Open subscriptions whose consent has run out (wall clock)."""
+        now = self._now()
+        return [s for s in list(self.subscriptions.values())
+                if s.closing is None and now >= s.grant.valid_until]
+
+    def fail_closed(self) -> None:
+        """The store cannot be read: end every subscription."""
+        for sub in list(self.subscriptions.values()):
+            if sub.closing is None:
+                sub.end(CloseCode.STORE_UNAVAILABLE, {
+                    "type": "error", "code": "store_unavailable",
+                    "message": "The consent store cannot be read, so no data may flow. "
+                               "Subscribe again later."})
+
+
+def epoch_seconds(moment: datetime) -> float:
+    """A timezone-aware datetime as seconds since the Unix epoch."""
+    return moment.astimezone(UTC).timestamp()
+
+
+__all__ = [
+    "Grant",
+    "LiveStream",
+    "StreamHub",
+    "Subscription",
+    "epoch_seconds",
+    "render_json",
+    "target_resolution",
+]

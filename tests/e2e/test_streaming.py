@@ -1,0 +1,132 @@
+"""Device to app through a real gateway process: governed products, refusals, revocation."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from neurogate.consent.purposes import load_catalog
+from neurogate.gateway.state import build_gateway
+from neurogate.settings import Settings
+from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.live import (
+    DeviceThread,
+    app_token,
+    open_device,
+    subscribe,
+)
+from tests.gateway.conftest import FAST_HASHING, Clinic, build_clinic, notice
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Clinic]]:
+    """One gateway process with a populated clinic; dev1 is paired with adult1."""
+    data = tmp_path_factory.mktemp("live")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    env.update(NEUROGATE_DATA_DIR=str(data), NEUROGATE_ENVIRONMENT="development",
+               NEUROGATE_PASSWORD_HASH_TIME_COST="1", NEUROGATE_PASSWORD_HASH_MEMORY_KIB="1024")
+    gateway = build_gateway(Settings(data_dir=Path(data), environment="test", **FAST_HASHING))
+    server = ServerProcess(env=env, port=free_port())
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
+            response = client.post(f"/v1/devices/{clinic.ids['dev1']}/pairing",
+                                   headers=clinic.as_("clin1"),
+                                   json={"subject_id": clinic.ids["adult1"]})
+            assert response.status_code == 200, response.text
+            yield server, clinic
+    finally:
+        server.stop()
+
+
+def _pseudonym(clinic: Clinic, app: str) -> str:
+    rows = clinic.client.get("/v1/consents", headers=clinic.as_(app)).json()
+    return str(rows[0]["subject"])
+
+
+def test_streaming_each_app_gets_only_its_purposes_products(live: tuple[ServerProcess, Clinic]
+                                                            ) -> None:
+    """A clinical app gets clinical products; a research app a smaller view; an app
+    without consent is refused with the policy's reasons."""
+    server, clinic = live
+    granted = clinic.client.post("/v1/consents", headers=clinic.as_("adult1"), json={
+        "subject_id": clinic.ids["adult1"], "app_id": clinic.ids["research_app"],
+        "purpose_id": "research_noncommercial", "notice": notice("research_noncommercial"),
+        "products": ["band_power", "signal_quality"]})
+    assert granted.status_code == 201, granted.text
+    device_sock, welcome = open_device(server.url, app_token(server.url, clinic.secrets["dev1"]))
+    assert welcome["type"] == "welcome", welcome
+    device = DeviceThread(device_sock).start()
+    clinical = subscribe(server.url, app_token(server.url, clinic.secrets["clinic_app"]),
+                         _pseudonym(clinic, "clinic_app"), "clinical_monitoring")
+    research = subscribe(server.url, app_token(server.url, clinic.secrets["research_app"]),
+                         _pseudonym(clinic, "research_app"), "research_noncommercial")
+    # The guardian-less ad app is introduced to the adult but holds no consent.
+    connected = clinic.client.post(f"/v1/subjects/{clinic.ids['adult1']}/connections",
+                                   headers=clinic.as_("adult1"),
+                                   json={"app_id": clinic.ids["ad_app"]})
+    ad = subscribe(server.url, app_token(server.url, clinic.secrets["ad_app"]),
+                   connected.json()["subject"], "neuromarketing")
+    time.sleep(4.5)
+    device.stop()
+    clinical.close()
+    research.close()
+    ad.wait_closed()
+
+    assert clinical.first["type"] == "subscribed"
+    clinical_products = set(load_catalog().get("clinical_monitoring").products)
+    assert set(clinical.first["products"]) == clinical_products
+    assert clinical.products() == clinical_products
+    assert research.first["type"] == "subscribed"
+    assert set(research.first["products"]) == {"band_power", "signal_quality"}
+    assert research.products() == {"band_power", "signal_quality"}
+    assert ad.first["type"] == "refused"
+    assert ad.first["reasons"] == ["default-deny"]
+    assert ad.first["explanations"]
+    assert ad.close_code == 4403
+    # The research app never sees an internal id, serial or label beyond its products.
+    for message in research.data():
+        assert clinic.ids["adult1"] not in str(message)
+        assert message["product"] in ("band_power", "signal_quality")
+    # Raw samples arrive for the clinical app at the device's rate, in volts.
+    raw = [m for m in clinical.data() if m["product"] == "raw"]
+    assert raw and raw[0]["labels"] == ["C3", "C4"]
+    samples = sum(len(m["data"][0]) for m in raw)
+    assert samples >= 0.6 * device.sent_samples
+    assert max(abs(v) for m in raw for row in m["data"] for v in row) < 1e-3
+
+
+def test_streaming_revocation_closes_the_app_and_stops_frames(
+        live: tuple[ServerProcess, Clinic]) -> None:
+    """After the revoke call returns, the app gets 'revoked', its socket closes, and no
+    frame produced after the commit reaches it."""
+    server, clinic = live
+    device_sock, _ = open_device(server.url, app_token(server.url, clinic.secrets["dev1"]))
+    device = DeviceThread(device_sock).start()
+    clinical = subscribe(server.url, app_token(server.url, clinic.secrets["clinic_app"]),
+                         _pseudonym(clinic, "clinic_app"), "clinical_monitoring")
+    time.sleep(1.5)
+    assert clinical.data(), "data flows before the revocation"
+    started = time.time()
+    response = clinic.client.post(f"/v1/consents/{clinic.ids['c_adult1_clinic']}/revoke",
+                                  headers=clinic.as_("adult1"))
+    acknowledged = time.time()
+    assert response.status_code == 200
+    clinical.wait_closed(5)
+    device.stop()
+    assert clinical.close_code == 4410
+    revoked = [m for _, m in clinical.messages if isinstance(m, dict)
+               and m["type"] == "revoked"]
+    assert revoked and revoked[0]["reason"] == "consent.revoked"
+    # Data messages carry the stream time of their first sample (device clock = wall
+    # clock here): none may start after the revoke call began.
+    late = [m for m in clinical.data() if m["t"] > started]
+    assert late == [], f"{len(late)} frames after the revocation (ack at {acknowledged})"
