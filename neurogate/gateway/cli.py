@@ -125,7 +125,9 @@ def demo(
             console.print(f"client credentials ({label}): {client_id} {secret}", soft_wrap=True)
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     if script:
-        return
+        from neurogate.gateway.story import run_story
+
+        raise typer.Exit(run_story(gateway, world, console.print))
     console.print(f"API docs: http://{host or settings.host}:{port or settings.port}/docs")
     _serve(host, port)
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from neurogate.consent import consents, registry
 from neurogate.consent.access import Principal
 from neurogate.consent.accounts import create_account
-from neurogate.consent.models import Account, utcnow
+from neurogate.consent.models import Account, App, Device, Subject, utcnow
 from neurogate.consent.purposes import load_catalog
 from neurogate.consent.schemas import (
     AppCreate,
@@ -29,6 +29,13 @@ from neurogate.consent.schemas import (
 from neurogate.gateway.state import Gateway
 
 DEMO_PASSWORD = "demo-password"
+DEMO_RATE = 250.0
+CAP_CHANNELS = ["Fp1", "Fp2", "C3", "C4", "P3", "P4", "O1", "O2"]
+BAND_CHANNELS = ["AF7", "AF8", "TP9", "TP10"]
+APP_NAMES = {"clinic": "Ward EEG Monitor", "focus": "FocusQuest Neurofeedback",
+             "adlab": "AdLab Neuromarketing"}
+DEVICE_SERIALS = {"cap": "ACME-0001", "band": "ACME-0002"}
+SUBJECT_NAMES = {"alex": "Alex Adult", "mia": "Mia Child"}
 
 
 @dataclass
@@ -40,6 +47,7 @@ class DemoWorld:
     apps: dict[str, str] = field(default_factory=dict)  # label -> app id
     credentials: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (id, secret)
     consents: dict[str, str] = field(default_factory=dict)  # label -> consent id
+    devices: dict[str, str] = field(default_factory=dict)  # label -> device id
     created: bool = False
 
 
@@ -69,9 +77,7 @@ def seed(gateway: Gateway) -> DemoWorld:
     world = DemoWorld()
     with gateway.transaction() as session:
         if session.exec(select(Account).where(Account.username == "admin")).first():
-            for account in session.exec(select(Account)).all():
-                world.accounts[account.username] = account.role
-            return world
+            return load_world(session)
         made = {
             name: create_account(session=session, username=name, password=DEMO_PASSWORD,
                                  role=role)
@@ -83,9 +89,9 @@ def seed(gateway: Gateway) -> DemoWorld:
         clinician = _principal(made["dr.rivera"])
         owner = _principal(made["apps.owner"])
         adult = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
-            display_name="Alex Adult", date_of_birth=_years_ago(34, 3), preferred_language="en"))
+            display_name=SUBJECT_NAMES["alex"], date_of_birth=_years_ago(34, 3), preferred_language="en"))
         child = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
-            display_name="Mia Child", date_of_birth=_years_ago(10, 5),
+            display_name=SUBJECT_NAMES["mia"], date_of_birth=_years_ago(10, 5),
             preferred_language="zh-Hans"))
         registry.link_guardian(session=session, principal=clinician, subject_id=child.id,
                                request=GuardianLinkCreate(guardian_username="parent.chen"))
@@ -94,11 +100,12 @@ def seed(gateway: Gateway) -> DemoWorld:
                 session=session, principal=clinician, subject_id=subject.id,
                 request=SubjectAccountCreate(username=label, password=DEMO_PASSWORD))
         apps = {}
-        for label, name, commercial, purposes in [
-            ("clinic", "Ward EEG Monitor", False, ["clinical_monitoring"]),
-            ("focus", "FocusQuest Neurofeedback", True, ["neurofeedback"]),
-            ("adlab", "AdLab Neuromarketing", True, ["neuromarketing"]),
+        for label, commercial, purposes in [
+            ("clinic", False, ["clinical_monitoring"]),
+            ("focus", True, ["neurofeedback"]),
+            ("adlab", True, ["neuromarketing"]),
         ]:
+            name = APP_NAMES[label]
             app, client_id, secret = registry.create_app(
                 session=session, principal=owner,
                 request=AppCreate(name=name, commercial=commercial, declared_purposes=purposes))
@@ -107,12 +114,21 @@ def seed(gateway: Gateway) -> DemoWorld:
         admin = _principal(made["admin"])
         registry.update_app(session=session, principal=admin, app_id=apps["focus"].id,
                             request=AppUpdate(cria_status="approved"))
-        device, client_id, secret = registry.create_device(
-            session=session, principal=_principal(made["acme.devices"]),
-            request=DeviceCreate(model="Acme Cap 8", serial="ACME-0001",
-                                 channel_names=["Fp1", "Fp2", "C3", "C4", "P3", "P4", "O1", "O2"],
-                                 channel_types=["eeg"] * 8, sampling_rate=250.0))
-        world.credentials["device"] = (client_id, secret)
+        vendor = _principal(made["acme.devices"])
+        for label, model, names, subject in [
+            ("cap", "Acme Cap 8", CAP_CHANNELS, adult),
+            ("band", "Acme Band 4", BAND_CHANNELS, child),
+        ]:
+            serial = DEVICE_SERIALS[label]
+            device, client_id, secret = registry.create_device(
+                session=session, principal=vendor,
+                request=DeviceCreate(model=model, serial=serial, channel_names=names,
+                                     channel_types=["eeg"] * len(names),
+                                     sampling_rate=DEMO_RATE))
+            registry.pair_device(session=session, ledger=gateway.ledger, principal=clinician,
+                                 device_id=device.id, subject_id=subject.id)
+            world.credentials[label] = (client_id, secret)
+            world.devices[label] = device.id
         consent, _ = consents.grant_consent(
             session=session, ledger=gateway.ledger, principal=clinician,
             request=ConsentCreate(subject_id=adult.id, app_id=apps["clinic"].id,
@@ -122,12 +138,16 @@ def seed(gateway: Gateway) -> DemoWorld:
         consent, _ = consents.grant_consent(
             session=session, ledger=gateway.ledger, principal=_principal(made["parent.chen"]),
             request=ConsentCreate(subject_id=child.id, app_id=apps["focus"].id,
-                                  purpose_id="neurofeedback",
+                                  purpose_id="neurofeedback", products=["focus_index"],
                                   notice=_notice("neurofeedback", "zh-Hans", "plain")))
         world.consents["mia-focus"] = consent.id
         mia = session.exec(select(Account).where(Account.username == "mia")).one()
         consents.record_assent(session=session, ledger=gateway.ledger, principal=_principal(mia),
                                consent_id=consent.id, assent="given")
+        # Mia's parent installed AdLab on the family tablet: the app may ask, the policy
+        # decides.
+        consents.connect_app(session=session, principal=_principal(made["parent.chen"]),
+                             subject_id=child.id, app_id=apps["adlab"].id)
         world.subjects = {"alex": adult.id, "mia": child.id}
         world.apps = {label: app.id for label, app in apps.items()}
         world.accounts = {a.username: a.role for a in session.exec(select(Account)).all()}
@@ -135,4 +155,23 @@ def seed(gateway: Gateway) -> DemoWorld:
     return world
 
 
-__all__ = ["DEMO_PASSWORD", "DemoWorld", "seed"]
+def load_world(session: Session) -> DemoWorld:
+    """Find the demo's objects in an already seeded database."""
+    world = DemoWorld()
+    world.accounts = {a.username: a.role for a in session.exec(select(Account)).all()}
+    for label, name in APP_NAMES.items():
+        app = session.exec(select(App).where(App.name == name)).first()
+        if app is not None:
+            world.apps[label] = app.id
+    for label, serial in DEVICE_SERIALS.items():
+        device = session.exec(select(Device).where(Device.serial == serial)).first()
+        if device is not None:
+            world.devices[label] = device.id
+    for label, name in SUBJECT_NAMES.items():
+        subject = session.exec(select(Subject).where(Subject.display_name == name)).first()
+        if subject is not None:
+            world.subjects[label] = subject.id
+    return world
+
+
+__all__ = ["DEMO_PASSWORD", "DemoWorld", "load_world", "seed"]

@@ -11,10 +11,10 @@ from neurogate.consent.models import Consent
 from neurogate.consent.schemas import (
     AppConsentView,
     AssentRecord,
+    ConnectionCreate,
     ConsentCreate,
     ConsentEventPublic,
     ConsentPublic,
-    ConnectionCreate,
     ConsentWithReceipt,
     RevokeRequest,
 )
