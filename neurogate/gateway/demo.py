@@ -89,7 +89,8 @@ def seed(gateway: Gateway) -> DemoWorld:
         clinician = _principal(made["dr.rivera"])
         owner = _principal(made["apps.owner"])
         adult = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
-            display_name=SUBJECT_NAMES["alex"], date_of_birth=_years_ago(34, 3), preferred_language="en"))
+            display_name=SUBJECT_NAMES["alex"], date_of_birth=_years_ago(34, 3),
+            preferred_language="en"))
         child = registry.create_subject(session=session, principal=clinician, request=SubjectCreate(
             display_name=SUBJECT_NAMES["mia"], date_of_birth=_years_ago(10, 5),
             preferred_language="zh-Hans"))

@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import numpy as np
 import uvicorn
-from sqlmodel import select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from neurogate.consent.accounts import create_client
-from neurogate.consent.models import Consent, Device
+from neurogate.consent.models import Device
 from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.app import create_app
 from neurogate.gateway.demo import DEMO_PASSWORD, DEMO_RATE, DemoWorld
@@ -139,16 +138,49 @@ def _token(base: str, creds: tuple[str, str]) -> str:
     return str(response.json()["access_token"])
 
 
+def _login(http: httpx.Client, username: str) -> dict[str, str]:
+    body = http.post("/v1/auth/login", json={"username": username,
+                                             "password": DEMO_PASSWORD}).json()
+    return {"Authorization": f"Bearer {body['session_token']}"}
+
+
+def _ensure_consents(http: httpx.Client, world: DemoWorld, say: Say) -> dict[str, str]:
+    """The story's two consents, granted again through the API if an earlier run (or a
+    person) ended them. Returns app label -> active consent id."""
+    wanted = {"clinic": ("dr.rivera", "alex", "clinical_monitoring", None),
+              "focus": ("parent.chen", "mia", "neurofeedback", ["focus_index"])}
+    found: dict[str, str] = {}
+    for label, (who, subject, purpose, products) in wanted.items():
+        headers = _login(http, who)
+        rows = http.get("/v1/consents", headers=headers,
+                        params={"subject_id": world.subjects[subject]}).json()
+        live = [r for r in rows if r["app_id"] == world.apps[label] and r["status"] == "active"]
+        if live:
+            found[label] = live[0]["id"]
+            continue
+        notice = next(n for n in http.get(f"/v1/purposes/{purpose}").json()["notices"]
+                      if n["language"] == "en" and n["variant"] == "plain")
+        body: dict[str, Any] = {
+            "subject_id": world.subjects[subject], "app_id": world.apps[label],
+            "purpose_id": purpose, "notice": {k: notice[k] for k in
+                                              ("version", "language", "variant", "sha256")}}
+        if products:
+            body["products"] = products
+        granted = http.post("/v1/consents", headers=headers, json=body)
+        granted.raise_for_status()
+        found[label] = granted.json()["consent"]["id"]
+        if subject == "mia":
+            http.post(f"/v1/consents/{found[label]}/assent", headers=_login(http, "mia"),
+                      json={"assent": "given"}).raise_for_status()
+        say(f"   (An earlier run had ended the {purpose} consent; {who} granted it again.)")
+    return found
+
+
 def _tell(gateway: Gateway, world: DemoWorld, say: Say, base: str, ws: str) -> int:
     http = httpx.Client(base_url=base, timeout=30)
     with gateway.transaction() as session:
         devices = {label: session.get(Device, ident) for label, ident in world.devices.items()}
-        active = session.exec(select(Consent).where(Consent.status == "active")).all()
-        by_app = {c.app_id: c for c in active}
-    if world.apps["focus"] not in by_app or world.apps["clinic"] not in by_app:
-        say("The demo's consents were revoked in an earlier run; start from a fresh data "
-            "directory (e.g. NEUROGATE_DATA_DIR=./var-demo) to see the story again.")
-        return 1
+    consent_ids = _ensure_consents(http, world, say)
     say(f"1. NeuroGate is running at {base} with the demo clinic (password "
         f"'{DEMO_PASSWORD}'). Two synthetic EEG devices connect.")
     cap = _Device(f"{ws}/v1/stream/ingest",
@@ -201,11 +233,9 @@ def _tell(gateway: Gateway, world: DemoWorld, say: Say, base: str, ws: str) -> i
     ok &= adlab.first.get("type") == "refused"
 
     say("5. Mia's parent revokes FocusQuest's consent in one call.")
-    login = http.post("/v1/auth/login", json={"username": "parent.chen",
-                                              "password": DEMO_PASSWORD}).json()
+    parent = _login(http, "parent.chen")
     started = time.perf_counter()
-    revoked = http.post(f"/v1/consents/{by_app[world.apps['focus']].id}/revoke",
-                        headers={"Authorization": f"Bearer {login['session_token']}"},
+    revoked = http.post(f"/v1/consents/{consent_ids['focus']}/revoke", headers=parent,
                         json={"reason": "We decided to stop for now."})
     acked = time.perf_counter()
     focus.join(timeout=5)
