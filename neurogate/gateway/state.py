@@ -18,6 +18,7 @@ from neurogate.consent.checkpoint import load_or_create_signer
 from neurogate.consent.consents import CHANGES_KEY
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
+from neurogate.errors import StorageError
 from neurogate.gateway.streams import StreamHub
 from neurogate.gateway.tokens import TokenIssuer, load_or_create_key
 from neurogate.settings import Settings
@@ -45,11 +46,15 @@ class Gateway:
         commits, so that no frame produced after the commit leaves under the old decision;
         after the commit (or a rollback) the streams are decided again.
         """
-        with session_scope(self.engine) as session:
-            event.listen(session, "before_commit", self._before_commit)
-            event.listen(session, "after_commit", self._after_end)
-            event.listen(session, "after_rollback", self._after_end)
-            yield session
+        try:
+            with session_scope(self.engine) as session:
+                event.listen(session, "before_commit", self._before_commit)
+                event.listen(session, "after_commit", self._after_end)
+                event.listen(session, "after_rollback", self._after_end)
+                yield session
+        except StorageError:
+            self.hub.lease_until = 0.0  # the store failed: stop every stream at once
+            raise
 
     def _before_commit(self, session: Session) -> None:
         keys = session.info.get(CHANGES_KEY)
