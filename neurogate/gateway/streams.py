@@ -209,6 +209,8 @@ class StreamHub:
     def __init__(self, *, now: Callable[[], float] = time.time) -> None:
         self.streams: dict[str, LiveStream] = {}  # by device id
         self.subscriptions: dict[str, Subscription] = {}
+        # Per subject, replaced (never mutated) on change so the hot path needs no lock.
+        self.by_subject: dict[str, tuple[Subscription, ...]] = {}
         self.lease_until = 0.0  # monotonic; 0 = no successful probe yet
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reevaluate: Callable[[Subscription], Any] | None = None  # set by the gateway
@@ -268,8 +270,8 @@ class StreamHub:
             return notices
         stream.frames += 1
         stream.samples += samples.shape[1]
-        for sub in list(self.subscriptions.values()):
-            if sub.subject_id != stream.subject_id or not self.may_deliver(sub):
+        for sub in self.by_subject.get(stream.subject_id, ()):
+            if not self.may_deliver(sub):
                 continue
             for product, native in stream.pipeline.resolutions.items():
                 allowed = sub.grant.products.get(product)
@@ -298,10 +300,19 @@ class StreamHub:
     def subscribe(self, sub: Subscription) -> None:
         with self._lock:
             self.subscriptions[sub.id] = sub
+            self._index(sub.subject_id)
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
             self.subscriptions.pop(sub.id, None)
+            self._index(sub.subject_id)
+
+    def _index(self, subject_id: str) -> None:
+        subs = tuple(s for s in self.subscriptions.values() if s.subject_id == subject_id)
+        if subs:
+            self.by_subject[subject_id] = subs
+        else:
+            self.by_subject.pop(subject_id, None)
 
     def revoke(self, sub: Subscription, reasons: Iterable[str], explanations: Iterable[str],
                *, code: int = CloseCode.REVOKED) -> None:
