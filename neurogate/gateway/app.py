@@ -64,12 +64,7 @@ def _on_change(gateway: Gateway, keys: set[tuple[str, str]], paused: list[Subscr
         if stream is not None:
             stream.ended = "The device was unpaired from its subject; the stream ends."
     for sub in paused:
-        task = asyncio.create_task(egress.reevaluate(gateway, sub))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-
-_background: set[asyncio.Task[None]] = set()
+        egress.spawn_reevaluation(gateway, sub)
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:

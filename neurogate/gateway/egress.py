@@ -98,6 +98,16 @@ async def reevaluate(gateway: Gateway, sub: Subscription) -> None:
     sub.open = True
 
 
+_background: set[asyncio.Task[None]] = set()
+
+
+def spawn_reevaluation(gateway: Gateway, sub: Subscription) -> None:
+    """Decide again for ``sub`` in the background (keeping the task referenced)."""
+    task = asyncio.create_task(reevaluate(gateway, sub))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 def probe_store(gateway: Gateway) -> bool:
     """Whether the consent store answers a trivial query."""
     try:
@@ -127,4 +137,4 @@ async def watch(gateway: Gateway) -> None:
 
 
 __all__ = ["Refusal", "decide_grant", "probe_store", "reevaluate", "resolve_pseudonym",
-           "watch"]
+           "spawn_reevaluation", "watch"]

@@ -212,6 +212,9 @@ class StreamHub:
         # Per subject, replaced (never mutated) on change so the hot path needs no lock.
         self.by_subject: dict[str, tuple[Subscription, ...]] = {}
         self.lease_until = 0.0  # monotonic; 0 = no successful probe yet
+        # How many consent changes touched each subject or app: a subscription decided
+        # before a change it did not see must be decided again.
+        self.changes: dict[ChangeKey, int] = collections.defaultdict(int)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reevaluate: Callable[[Subscription], Any] | None = None  # set by the gateway
         self._lock = threading.Lock()
@@ -237,6 +240,9 @@ class StreamHub:
     def freeze(self, keys: Iterable[ChangeKey]) -> list[Subscription]:
         """Stop delivery to every subscription a pending consent change touches."""
         with self._lock:
+            keys = set(keys)
+            for key in keys:
+                self.changes[key] += 1
             frozen = self.matching(keys)
             for sub in frozen:
                 sub.generation += 1
@@ -297,10 +303,21 @@ class StreamHub:
         return render_json(frame, sub.sequence)
 
     # -- subscriptions -------------------------------------------------------------
-    def subscribe(self, sub: Subscription) -> None:
+    def change_mark(self, subject_id: str, app_id: str) -> tuple[int, int]:
+        """A stamp of the consent changes seen so far for a subject and an app."""
+        return self.changes[("subject", subject_id)], self.changes[("app", app_id)]
+
+    def subscribe(self, sub: Subscription, mark: tuple[int, int] | None = None) -> bool:
+        """Register a subscription decided at ``mark``. Returns False, with the
+        subscription paused, if a consent change came in since: decide it again."""
         with self._lock:
             self.subscriptions[sub.id] = sub
             self._index(sub.subject_id)
+            if mark is not None and mark != self.change_mark(sub.subject_id, sub.app_id):
+                sub.generation += 1
+                sub.open = False
+                return False
+        return True
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

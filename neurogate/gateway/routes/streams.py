@@ -18,7 +18,12 @@ from neurogate.consent.purposes import load_catalog
 from neurogate.devices.protocol import PROTOCOL_VERSION, CloseCode, ProtocolError, parse_hello
 from neurogate.errors import AuthenticationError, NeurogateError
 from neurogate.gateway.deps import bearer_token, principal_for_token
-from neurogate.gateway.egress import Refusal, decide_grant, resolve_pseudonym
+from neurogate.gateway.egress import (
+    Refusal,
+    decide_grant,
+    resolve_pseudonym,
+    spawn_reevaluation,
+)
 from neurogate.gateway.state import Gateway
 from neurogate.gateway.streams import LiveStream, Subscription
 
@@ -204,6 +209,7 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
         load_catalog().get(purpose)
         subject_id = await run_in_threadpool(resolve_pseudonym, gateway, app_id=principal.id,
                                              pseudonym=subject)
+        mark = gateway.hub.change_mark(subject_id, principal.id)
         outcome = await run_in_threadpool(decide_grant, gateway, app_id=principal.id,
                                           subject_id=subject_id, purpose_id=purpose)
     except ProtocolError as exc:
@@ -228,7 +234,9 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
     sub = Subscription(id=_new_id(), app_id=principal.id, subject_id=subject_id,
                        pseudonym=subject, purpose_id=purpose, binary=format == "binary",
                        grant=outcome)
-    gateway.hub.subscribe(sub)
+    if not gateway.hub.subscribe(sub, mark):
+        # Consent changed while we decided: decide again before anything flows.
+        spawn_reevaluation(gateway, sub)
     await run_in_threadpool(_ledger, gateway, "stream.start", app=principal.id,
                             subject=pseudonym_of_subject, purpose=purpose, stream=sub.id)
     await ws.send_text(json.dumps({
