@@ -154,12 +154,16 @@ class AppCreated(BaseModel):
     credentials: ClientCredentials
 
 
+ChannelType = Literal["eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog"]
+
+
 class DeviceCreate(_Strict):
     model: str = Field(min_length=1, max_length=200)
     serial: str = Field(min_length=1, max_length=200)
     channel_names: list[str] = Field(min_length=1, max_length=512)
-    channel_types: list[str] = Field(min_length=1, max_length=512)
-    sampling_rate: float = Field(gt=0, le=100_000)
+    channel_types: list[ChannelType] = Field(min_length=1, max_length=512)
+    # The streaming pipeline needs at least 64 Hz (a 1-40 Hz band and a notch).
+    sampling_rate: float = Field(ge=64, le=100_000)
 
 
 class PairingCreate(_Strict):

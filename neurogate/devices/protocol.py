@@ -99,6 +99,10 @@ def encode_frame(samples: np.ndarray, *, sequence: int, timestamp: float,
         msg = f"samples must be 2-D (n_channels, n_samples), got shape {data.shape}."
         raise ValueError(msg)
     n_channels, n_samples = data.shape
+    if not (0 <= n_channels <= 0xFFFF and 0 <= n_samples <= 0xFFFF):
+        msg = (f"samples has shape {data.shape}; a frame holds at most 65535 channels and "
+               f"65535 samples. Split it into several frames.")
+        raise ValueError(msg)
     header = HEADER.pack(MAGIC, PROTOCOL_VERSION, kind, sequence & 0xFFFFFFFF, timestamp,
                          n_channels, n_samples, 0)
     return header + np.ascontiguousarray(data.T, dtype="<f4").tobytes()
@@ -123,8 +127,9 @@ def decode_header(frame: bytes) -> FrameHeader:
         msg = (f"The frame declares {n_channels} channels x {n_samples} samples "
                f"({expected} bytes with the header) but has {len(frame)} bytes.")
         raise ProtocolError(msg, close_code=CloseCode.BAD_FRAME)
-    if n_samples == 0:
-        msg = "The frame holds no samples; send at least one."
+    if n_samples == 0 or n_channels == 0:
+        msg = (f"The frame declares {n_channels} channels x {n_samples} samples, so it holds "
+               f"no samples; send at least one.")
         raise ProtocolError(msg, close_code=CloseCode.BAD_FRAME)
     if not math.isfinite(timestamp):
         msg = f"The frame's timestamp is {timestamp}; it must be a finite number of seconds."
@@ -146,9 +151,10 @@ def parse_hello(message: Any) -> Hello:
     if not isinstance(message, dict) or message.get("type") != "hello":
         msg = 'The first message must be a JSON object with "type": "hello".'
         raise bad(msg, "type")
-    if message.get("protocol") != PROTOCOL_VERSION:
+    protocol = message.get("protocol")
+    if isinstance(protocol, bool) or protocol != PROTOCOL_VERSION:
         msg = (f"Invalid value for the 'protocol' field. Allowed values are "
-               f"{PROTOCOL_VERSION}, but got {message.get('protocol')!r} instead.")
+               f"{PROTOCOL_VERSION}, but got {protocol!r} instead.")
         raise bad(msg, "protocol")
     channels = message.get("channels")
     if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNELS:

@@ -56,6 +56,12 @@ class _Client(ClientMixin):
         return grant_type == "client_credentials"
 
 
+class _ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
+    """Client credentials, authenticated by HTTP Basic or in the form body."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
 class _FormPayload(OAuth2Payload):
     def __init__(self, form: dict[str, list[str]]) -> None:
         self._form = form
@@ -91,7 +97,7 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(scopes_supported=None)
         self.gateway = gateway
-        self.register_grant(ClientCredentialsGrant)
+        self.register_grant(_ClientCredentials)
         self.register_token_generator("default", self._generate)
 
     def query_client(self, client_id: str) -> _Client | None:

@@ -50,6 +50,7 @@ QUEUE_LIMIT = 256  # messages per app before the oldest are dropped
 LEASE_SECONDS = 1.5  # how long one successful store probe lets data flow
 RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rate...
 RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
+SEQUENCE_MASK = 0xFFFFFFFF
 
 ChangeKey = tuple[str, str]  # ("subject", id) or ("app", id)
 
@@ -115,6 +116,7 @@ class LiveStream:
         self.pipeline = StreamPipeline(hello.channel_names, hello.channel_types,
                                        hello.sampling_rate, line_freq)
         self.expected_sequence: int | None = None
+        self.dropped_sequence: int | None = None  # last frame dropped for its content
         self.next_time: float | None = None
         self.frames = 0
         self.samples = 0
@@ -148,20 +150,30 @@ class LiveStream:
         self._spend(header.n_samples)
         notices: list[dict[str, Any]] = []
 
-        def drop(code: str, message: str) -> tuple[None, float, list[dict[str, Any]]]:
+        def drop(code: str, message: str, *, arrived: bool = True
+                 ) -> tuple[None, float, list[dict[str, Any]]]:
             self.rejected += 1
+            if arrived:  # it came in order, only its content was unusable: not a gap later
+                self.dropped_sequence = header.sequence
             notices.append({"type": "error", "code": code, "sequence": header.sequence,
                             "message": message + " The frame was dropped."})
             return None, header.timestamp, notices
 
         expected = self.expected_sequence
-        if expected is not None and header.sequence < expected:
+        # Sequence numbers are uint32 and wrap around: compare modulo 2**32.
+        ahead = (header.sequence - expected) & SEQUENCE_MASK if expected is not None else 0
+        if ahead >= 1 << 31:
             return drop("sequence_backwards",
-                        f"Frame {header.sequence} repeats or precedes frame {expected - 1}.")
-        if expected is not None and header.sequence > expected:
+                        f"Frame {header.sequence} repeats or precedes frame "
+                        f"{((expected or 0) - 1) & SEQUENCE_MASK}.", arrived=False)
+        dropped = self.dropped_sequence
+        if ahead and dropped is not None and (dropped - (expected or 0)) & SEQUENCE_MASK < ahead:
+            ahead -= 1  # the frame dropped for its content did arrive
+        if ahead:
             notices.append({"type": "error", "code": "sequence_gap", "sequence": header.sequence,
-                            "missing": header.sequence - expected,
-                            "message": f"Frames {expected} to {header.sequence - 1} never "
+                            "missing": ahead,
+                            "message": f"Frames {expected} to "
+                                       f"{(header.sequence - 1) & SEQUENCE_MASK} never "
                                        f"arrived; the stream continues."})
         period = 1.0 / self.hello.sampling_rate
         if self.next_time is not None and header.timestamp < self.next_time - period:
@@ -175,7 +187,8 @@ class LiveStream:
             return drop("non_finite",
                         f"Frame {header.sequence} has {int((~finite).sum())} NaN or infinite "
                         f"samples (first at channel {int(bad[0])}, sample {int(bad[1])}).")
-        self.expected_sequence = header.sequence + 1
+        self.expected_sequence = (header.sequence + 1) & SEQUENCE_MASK
+        self.dropped_sequence = None
         self.next_time = header.timestamp + header.n_samples * period
         return samples * self.scale, header.timestamp, notices
 
@@ -199,7 +212,7 @@ def render_json(frame: Frame, sequence: int) -> str:
         "type": "data", "product": frame.product, "seq": sequence, "t": frame.t,
         "labels": list(frame.labels), "columns": list(frame.columns),
         "window_s": frame.resolution.window_s, "rate_hz": frame.resolution.output_rate_hz,
-        "data": np.round(data, 12).tolist() if data.ndim else float(data),
+        "data": data.tolist() if data.ndim else float(data),
     }, separators=(",", ":"))
 
 
@@ -271,8 +284,9 @@ class StreamHub:
             batch = stream.pipeline.push(samples, t0)
         except SignalError as exc:
             stream.rejected += 1
-            notices.append({"type": "error", "code": "bad_samples", "message": exc.message +
-                            " The frame was dropped."})
+            notices.append({"type": "error", "code": "bad_samples",
+                            "sequence": (stream.expected_sequence or 1) - 1,
+                            "message": exc.message + " The frame was dropped."})
             return notices
         stream.frames += 1
         stream.samples += samples.shape[1]

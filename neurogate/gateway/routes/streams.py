@@ -30,6 +30,7 @@ from neurogate.gateway.streams import LiveStream, Subscription
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("neurogate.streams")
 HELLO_TIMEOUT_SECONDS = 10.0
+_HELLO_CODES = {CloseCode.FORBIDDEN: "unpaired", CloseCode.DUPLICATE_STREAM: "duplicate_stream"}
 
 
 async def _close(ws: WebSocket, code: int, message: dict[str, Any] | None = None) -> None:
@@ -99,19 +100,22 @@ async def ingest_stream(ws: WebSocket) -> None:
     if principal is None:
         return
     try:
-        first = await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_SECONDS)
+        first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT_SECONDS)
     except TimeoutError:
         await _close(ws, CloseCode.HELLO_TIMEOUT, {
             "type": "error", "code": "hello_timeout",
             "message": f"No hello within {HELLO_TIMEOUT_SECONDS:g} s."})
         return
-    except (WebSocketDisconnect, KeyError, RuntimeError):
+    if first["type"] == "websocket.disconnect":
         return
     device, subject = await run_in_threadpool(_device_and_subject, gateway, principal.id)
     stream: LiveStream | None = None
     try:
+        if first.get("text") is None:
+            msg = "The first message must be the JSON hello, sent as a text message."
+            raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO)
         try:
-            hello = parse_hello(json.loads(first))
+            hello = parse_hello(json.loads(first["text"]))
         except json.JSONDecodeError as exc:
             msg = "The hello is not valid JSON."
             raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO) from exc
@@ -120,17 +124,20 @@ async def ingest_stream(ws: WebSocket) -> None:
             msg = ("This device is not paired with a subject. A clinician or the subject "
                    f"pairs it with POST /v1/devices/{device.id}/pairing.")
             raise ProtocolError(msg, close_code=CloseCode.FORBIDDEN)
-        stream = LiveStream(device_id=device.id, subject_id=subject.id, hello=hello)
+        try:
+            stream = LiveStream(device_id=device.id, subject_id=subject.id, hello=hello)
+        except NeurogateError as exc:  # the pipeline cannot process this layout
+            raise ProtocolError(exc.message, close_code=CloseCode.BAD_HELLO) from exc
         gateway.hub.open_stream(stream)
     except ProtocolError as exc:
-        await _close(ws, exc.close_code, {"type": "error", "code": "bad_hello",
-                                          "message": exc.message, "field": exc.field})
+        await _close(ws, exc.close_code, {"type": "error", "code": _HELLO_CODES.get(
+            exc.close_code, "bad_hello"), "message": exc.message, "field": exc.field})
         return
     await run_in_threadpool(_ledger, gateway, "stream.start", device=device.id,
                             subject=subject.pseudonym, stream=stream.id)
     await ws.send_text(json.dumps({
         "type": "welcome", "protocol": PROTOCOL_VERSION, "stream": stream.id,
-        "max_frame_bytes": 1 << 20, "notes": list(stream.pipeline.notes)}))
+        "max_frame_bytes": 1 << 20, "notes": dict(stream.pipeline.notes)}))
     try:
         while True:
             message = await ws.receive()
@@ -144,8 +151,11 @@ async def ingest_stream(ws: WebSocket) -> None:
                 for notice in gateway.hub.ingest(stream, message["bytes"]):
                     await ws.send_text(json.dumps(notice))
             elif message.get("text") is not None:
-                control = json.loads(message["text"]) if message["text"].startswith("{") else {}
-                if control.get("type") == "bye":
+                try:
+                    control = json.loads(message["text"])
+                except json.JSONDecodeError:
+                    control = None
+                if isinstance(control, dict) and control.get("type") == "bye":
                     await _close(ws, CloseCode.NORMAL)
                     break
                 await ws.send_text(json.dumps({
@@ -181,7 +191,10 @@ async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None
         while sub.queue:
             item = sub.queue.popleft()
             if not hub.may_deliver(sub):  # checked again at the last moment
+                withheld = len(sub.queue) + 1
                 sub.queue.clear()
+                sub.dropped += withheld
+                sub.unreported_drops += withheld
                 break
             if isinstance(item, bytes):
                 await ws.send_bytes(item)
