@@ -295,9 +295,9 @@ def create_device(
             f"name ({len(request.channel_names)}), but has {len(request.channel_types)}."
         )
         raise ValidationError(msg, field="channel_types")
-    if not {"eeg", "seeg", "ecog"} & set(request.channel_types):
+    if not {"eeg", "seeg", "ecog", "dbs"} & set(request.channel_types):
         msg = ("Invalid value for the 'channel_types' field. At least one channel must be "
-               "'eeg', 'seeg' or 'ecog': the gateway processes neural channels only.")
+               "'eeg', 'seeg', 'ecog' or 'dbs': the gateway processes neural channels only.")
         raise ValidationError(msg, field="channel_types")
     if len(set(request.channel_names)) != len(request.channel_names):
         msg = "Invalid value for the 'channel_names' field. Channel names must be unique."

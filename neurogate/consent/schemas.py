@@ -154,7 +154,7 @@ class AppCreated(BaseModel):
     credentials: ClientCredentials
 
 
-ChannelType = Literal["eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog"]
+ChannelType = Literal["eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog", "dbs"]
 
 
 class DeviceCreate(_Strict):

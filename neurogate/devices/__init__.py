@@ -1,4 +1,77 @@
 """Device adapters: turn a source (BrainFlow board, LSL outlet, file, vendor client) into
-frames for the gateway. Adapters never decide anything about consent."""
+frames for the gateway. Adapters never decide anything about consent.
 
-__all__: list[str] = []
+- `Adapter` and `DeviceInfo`: the lifecycle (prepare, start, read, stop, release, through
+  context managers) and the per-device facts as data; `to_volts` converts units.
+- `BrainFlowAdapter` (any BrainFlow board), `LslInletAdapter` (an LSL outlet),
+  `FileAdapter` (any recording MNE reads, replayed).
+- `DeviceClient`: the vendor SDK that pushes samples to the gateway.
+- `AppSubscription` and `LslOutBridge`: an app's governed products, as local LSL outlets.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use, so that the gateway (which needs only `protocol`) does not load
+# BrainFlow, liblsl or MNE's readers.
+_WHERE = {
+    "Adapter": "adapters", "AdapterState": "adapters", "Chunk": "adapters",
+    "DeviceInfo": "adapters", "normalize_unit": "adapters", "to_volts": "adapters",
+    "CredentialsRejected": "auth", "GatewayUnavailable": "auth", "TokenSource": "auth",
+    "websocket_url": "auth",
+    "BOARD_KINDS": "boards", "BrainFlowAdapter": "boards", "board_id": "boards",
+    "input_params": "boards",
+    "ClientStats": "client", "DeviceClient": "client", "StreamRefused": "client",
+    "NEURAL_TYPES": "files", "FileAdapter": "files", "identifying_fields": "files",
+    "BridgeResult": "lsl", "LslInletAdapter": "lsl", "LslOutBridge": "lsl",
+    "destroy_outlet": "lsl", "lsl_predicate": "lsl",
+    "stream_adapter": "streaming",
+    "AppSubscription": "subscriber", "SubscriptionRefused": "subscriber",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+__all__ = [
+    "Adapter",
+    "AdapterState",
+    "AppSubscription",
+    "BOARD_KINDS",
+    "BrainFlowAdapter",
+    "BridgeResult",
+    "Chunk",
+    "ClientStats",
+    "CredentialsRejected",
+    "DeviceClient",
+    "DeviceInfo",
+    "FileAdapter",
+    "GatewayUnavailable",
+    "LslInletAdapter",
+    "LslOutBridge",
+    "NEURAL_TYPES",
+    "StreamRefused",
+    "SubscriptionRefused",
+    "TokenSource",
+    "board_id",
+    "destroy_outlet",
+    "identifying_fields",
+    "input_params",
+    "lsl_predicate",
+    "normalize_unit",
+    "stream_adapter",
+    "to_volts",
+    "websocket_url",
+]

@@ -36,7 +36,7 @@ MAX_FRAME_BYTES = 1 << 20
 MAX_CHANNELS = 512
 KIND_DEVICE, KIND_RAW, KIND_FILTERED = 0, 1, 2
 UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "nV": 1e-9}
-CHANNEL_TYPES = ("eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog")
+CHANNEL_TYPES = ("eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog", "dbs")
 
 
 class CloseCode:

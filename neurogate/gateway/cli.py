@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neurogate.gateway.cli_devices import devices_app
 from neurogate.settings import get_settings
 
 app = typer.Typer(help="NeuroGate: consent and neural-data governance gateway.",
@@ -19,6 +20,7 @@ audit_app = typer.Typer(help="Verify the transparency ledger and consent receipt
                         no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+app.add_typer(devices_app, name="devices")
 console = Console()
 err = Console(stderr=True)
 

@@ -188,7 +188,7 @@ def test_parse_hello_accepts_every_channel_type() -> None:
 
     assert hello.channel_types == CHANNEL_TYPES
     assert set(CHANNEL_TYPES) == {"eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg",
-                                  "ecog"}
+                                  "ecog", "dbs"}
 
 
 def test_parse_hello_accepts_512_channels() -> None:
