@@ -55,16 +55,16 @@ async def _sweep_forever(gateway: Gateway) -> None:
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
-def _on_change(gateway: Gateway, keys: set[tuple[str, str]], paused: list[Subscription]
-               ) -> None:
+def _on_change(gateway: Gateway, keys: set[tuple[str, str]],
+               paused: list[tuple[Subscription, int]]) -> None:
     """After a commit changed consent: end unpaired devices' streams, decide again for
     the paused subscriptions."""
     for kind, ident in keys:
         stream = gateway.hub.streams.get(ident) if kind == "device" else None
         if stream is not None:
             stream.ended = "The device was unpaired from its subject; the stream ends."
-    for sub in paused:
-        egress.spawn_reevaluation(gateway, sub)
+    for sub, generation in paused:
+        egress.spawn_reevaluation(gateway, sub, generation)
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:

@@ -76,9 +76,14 @@ def resolve_pseudonym(gateway: Gateway, *, app_id: str, pseudonym: str) -> str:
         return access.subject_for_app(session, app_id, pseudonym).id
 
 
-async def reevaluate(gateway: Gateway, sub: Subscription) -> None:
-    """Decide again for a paused subscription; reopen it or revoke it."""
-    generation = sub.generation
+async def reevaluate(gateway: Gateway, sub: Subscription, generation: int | None = None
+                     ) -> None:
+    """Decide again for a paused subscription; reopen it or revoke it.
+
+    ``generation`` is the subscription's generation when the change that paused it
+    committed: if any later change touched it, this (older) decision must not reopen it.
+    """
+    generation = sub.generation if generation is None else generation
     try:
         outcome = await run_in_threadpool(
             decide_grant, gateway, app_id=sub.app_id, subject_id=sub.subject_id,
@@ -94,16 +99,16 @@ async def reevaluate(gateway: Gateway, sub: Subscription) -> None:
     if isinstance(outcome, Refusal):
         gateway.hub.revoke(sub, outcome.reasons, outcome.explanations)
         return
-    sub.grant = outcome
-    sub.open = True
+    # Checked and reopened under the hub's lock, so a pause cannot slip in between.
+    gateway.hub.reopen(sub, generation, outcome)
 
 
 _background: set[asyncio.Task[None]] = set()
 
 
-def spawn_reevaluation(gateway: Gateway, sub: Subscription) -> None:
+def spawn_reevaluation(gateway: Gateway, sub: Subscription, generation: int) -> None:
     """Decide again for ``sub`` in the background (keeping the task referenced)."""
-    task = asyncio.create_task(reevaluate(gateway, sub))
+    task = asyncio.create_task(reevaluate(gateway, sub, generation))
     _background.add(task)
     task.add_done_callback(_background.discard)
 

@@ -35,7 +35,7 @@ class Gateway:
     session_policy: SessionPolicy
     hub: StreamHub = field(default_factory=StreamHub)
     # Called on the event loop after a commit, with what the commit changed.
-    on_change: Callable[[set[tuple[str, str]], list[Any]], None] | None = None
+    on_change: Callable[[set[tuple[str, str]], list[tuple[Any, int]]], None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
@@ -64,8 +64,11 @@ class Gateway:
     def _after_end(self, session: Session) -> None:
         keys = session.info.pop(CHANGES_KEY, None)
         paused = session.info.pop("paused", [])
-        if keys and self.on_change is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(self.on_change, set(keys), paused)
+        if not keys:
+            return
+        stamped = self.hub.committed(keys, paused)
+        if self.on_change is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self.on_change, set(keys), stamped)
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

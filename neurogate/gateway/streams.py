@@ -317,21 +317,45 @@ class StreamHub:
         return render_json(frame, sub.sequence)
 
     # -- subscriptions -------------------------------------------------------------
+    def committed(self, keys: Iterable[ChangeKey], paused: Iterable[Subscription]
+                  ) -> list[tuple[Subscription, int]]:
+        """A change paused by ``freeze`` has committed (or rolled back): any mark or
+        generation read between the pause and now may have seen the old state, so both are
+        bumped again and such readers decide afresh. Returns each paused subscription with
+        the generation its re-evaluation must still find to reopen it."""
+        with self._lock:
+            for key in set(keys):
+                self.changes[key] += 1
+            stamped = []
+            for sub in paused:
+                sub.generation += 1
+                stamped.append((sub, sub.generation))
+            return stamped
+
+    def reopen(self, sub: Subscription, generation: int, grant: Grant) -> bool:
+        """Reopen ``sub`` with ``grant`` if no change touched it since ``generation``."""
+        with self._lock:
+            if sub.generation != generation or sub.closing is not None:
+                return False
+            sub.grant = grant
+            sub.open = True
+            return True
+
     def change_mark(self, subject_id: str, app_id: str) -> tuple[int, int]:
         """A stamp of the consent changes seen so far for a subject and an app."""
         return self.changes[("subject", subject_id)], self.changes[("app", app_id)]
 
-    def subscribe(self, sub: Subscription, mark: tuple[int, int] | None = None) -> bool:
-        """Register a subscription decided at ``mark``. Returns False, with the
-        subscription paused, if a consent change came in since: decide it again."""
+    def subscribe(self, sub: Subscription, mark: tuple[int, int] | None = None) -> int | None:
+        """Register a subscription decided at ``mark``. If a consent change came in since,
+        the subscription is paused and the generation to decide it again at is returned."""
         with self._lock:
             self.subscriptions[sub.id] = sub
             self._index(sub.subject_id)
             if mark is not None and mark != self.change_mark(sub.subject_id, sub.app_id):
                 sub.generation += 1
                 sub.open = False
-                return False
-        return True
+                return sub.generation
+        return None
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

@@ -247,9 +247,10 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
     sub = Subscription(id=_new_id(), app_id=principal.id, subject_id=subject_id,
                        pseudonym=subject, purpose_id=purpose, binary=format == "binary",
                        grant=outcome)
-    if not gateway.hub.subscribe(sub, mark):
+    stale = gateway.hub.subscribe(sub, mark)
+    if stale is not None:
         # Consent changed while we decided: decide again before anything flows.
-        spawn_reevaluation(gateway, sub)
+        spawn_reevaluation(gateway, sub, stale)
     await run_in_threadpool(_ledger, gateway, "stream.start", app=principal.id,
                             subject=pseudonym_of_subject, purpose=purpose, stream=sub.id)
     await ws.send_text(json.dumps({
