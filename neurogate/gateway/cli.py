@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neurogate.bench.cli import bench_app
 from neurogate.gateway.cli_devices import devices_app
 from neurogate.settings import get_settings
 
@@ -21,6 +22,7 @@ audit_app = typer.Typer(help="Verify the transparency ledger and consent receipt
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(devices_app, name="devices")
+app.add_typer(bench_app, name="bench")
 console = Console()
 err = Console(stderr=True)
 

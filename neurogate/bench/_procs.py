@@ -1,0 +1,223 @@
+"""Processes the benchmark runs: the gateway and the bare relay as servers on loopback,
+client worker processes, and CPU / memory accounting of all of them with psutil."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+FAST_HASHING_ENV = {"NEUROGATE_PASSWORD_HASH_TIME_COST": "1",
+                    "NEUROGATE_PASSWORD_HASH_MEMORY_KIB": "1024"}
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gateway_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a benchmark gateway: its own data directory, cheap hashing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    env.update(NEUROGATE_DATA_DIR=str(data_dir), NEUROGATE_ENVIRONMENT="development",
+               **FAST_HASHING_ENV)
+    return env
+
+
+class ServerProcess:
+    """A server started as its own process, answering ``health`` on loopback."""
+
+    def __init__(self, argv: list[str], *, port: int, env: dict[str, str], log: Path,
+                 health: str = "/healthz") -> None:
+        self.argv, self.port, self.env, self.log_path, self.health = argv, port, env, log, health
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.argv, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                msg = (f"{self.argv[2:4]} exited with code {self.process.returncode} before "
+                       f"answering; its log ends with:\n{self.log_tail()}")
+                raise RuntimeError(msg)
+            try:
+                if httpx.get(self.url + self.health, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        msg = f"{self.argv[2:4]} did not answer {self.health} within {timeout:g} s."
+        raise RuntimeError(msg)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_gateway(data_dir: Path, log: Path) -> ServerProcess:
+    """``python -m neurogate serve`` on a free loopback port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "neurogate", "serve", "--host", "127.0.0.1", "--port",
+            str(port)]
+    return ServerProcess(argv, port=port, env=gateway_env(data_dir), log=log).start()
+
+
+def start_relay(log: Path) -> ServerProcess:
+    """The bare relay (``python -m neurogate.bench.relay``) on a free loopback port."""
+    port = free_port()
+    argv = [sys.executable, "-m", "neurogate.bench.relay", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    return ServerProcess(argv, port=port, env=env, log=log).start()
+
+
+class Worker:
+    """A client worker process, driven by commands over a pipe (see ``_clients``)."""
+
+    def __init__(self, target: Callable[[Connection], None], name: str) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child,), name=name, daemon=True)
+        self.process.start()
+        child.close()
+        self.name = name
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def call(self, command: str, *args: Any, timeout: float = 120.0) -> Any:
+        """Send a command and wait for its answer (re-raising the worker's error)."""
+        self.conn.send((command, args))
+        if not self.conn.poll(timeout):
+            msg = f"The {self.name} worker did not answer {command!r} within {timeout:g} s."
+            raise RuntimeError(msg)
+        status, value = self.conn.recv()
+        if status != "ok":
+            msg = f"The {self.name} worker failed on {command!r}: {value}"
+            raise RuntimeError(msg)
+        return value
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            try:
+                self.conn.send(("stop", ()))
+                if self.conn.poll(10):
+                    self.conn.recv()
+            except (OSError, EOFError):
+                pass
+            self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=5)
+        self.conn.close()
+
+
+class Meter:
+    """CPU time and resident memory of some processes, and of the whole machine.
+
+    ``begin`` and ``end`` bracket a measurement window; a background thread samples the
+    resident memory of each process every 0.25 s for its peak.
+    """
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._start: dict[str, float] = {}
+        self._wall = 0.0
+        self._system: Any = None
+        self._peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _cpu(self, proc: psutil.Process) -> float:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.25):
+            for name, proc in self.procs.items():
+                try:
+                    self._peak[name] = max(self._peak.get(name, 0), proc.memory_info().rss)
+                except psutil.Error:
+                    continue
+
+    def begin(self) -> None:
+        self._start = {name: self._cpu(p) for name, p in self.procs.items()}
+        self._wall = time.monotonic()
+        self._system = psutil.cpu_times()
+        self._peak = {}
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def end(self) -> dict[str, Any]:
+        """CPU % of one core per process, RSS now and peak (MiB), machine busy %."""
+        wall = time.monotonic() - self._wall
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        system = psutil.cpu_times()
+        busy = (sum(system) - system.idle - system.iowait) - (
+            sum(self._system) - self._system.idle - self._system.iowait)
+        total = sum(system) - sum(self._system)
+        out: dict[str, Any] = {"wall_s": round(wall, 3),
+                               "machine_busy_pct": round(100.0 * busy / total, 1) if total else 0.0,
+                               "load_avg_1m": round(os.getloadavg()[0], 2)}
+        ours = 0.0
+        for name, proc in self.procs.items():
+            cpu = 100.0 * (self._cpu(proc) - self._start[name]) / wall if wall else 0.0
+            ours += cpu
+            try:
+                rss = proc.memory_info().rss
+            except psutil.Error:
+                rss = 0
+            out[name] = {"cpu_pct": round(cpu, 1), "rss_mib": round(rss / 2**20, 2),
+                         "rss_peak_mib": round(max(rss, self._peak.get(name, 0)) / 2**20, 2)}
+        n_cpu = psutil.cpu_count() or 1
+        # What other processes on the machine used meanwhile, in % of one core.
+        out["others_cpu_pct"] = round(max(0.0, out["machine_busy_pct"] * n_cpu - ours), 1)
+        return out
+
+
+__all__ = ["Meter", "ServerProcess", "Worker", "free_port", "gateway_env", "start_gateway",
+           "start_relay"]

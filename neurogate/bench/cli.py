@@ -1,0 +1,89 @@
+"""``neurogate bench``: the benchmark commands (a typer sub-app).
+
+``neurogate bench [--quick] --out DIR`` runs the throughput, latency, revocation, policy
+and processing benchmarks; ``neurogate bench leakage --out DIR`` the leakage attack;
+``neurogate bench profile --out DIR`` samples a loaded gateway with py-spy.
+Heavy imports happen inside the commands, so that the rest of the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+bench_app = typer.Typer(
+    help="Benchmarks: gateway vs a bare relay and LSL, revocation, policy, leakage.",
+    invoke_without_command=True, add_completion=False)
+
+
+def _say(text: str) -> None:
+    from rich.console import Console
+
+    Console(highlight=False).print(text, soft_wrap=True)
+
+
+@bench_app.callback()
+def bench(
+    ctx: typer.Context,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="Coarser steps and shorter windows (under 5 minutes).")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", file_okay=False, help="Folder for bench.json and bench.png.")] = None,
+) -> None:
+    """Throughput, latency, revocation and policy, beside a bare relay and LSL."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if out is None:
+        _say("Missing option '--out DIR': the folder to write bench.json and bench.png to.")
+        raise typer.Exit(2)
+    from neurogate.bench.config import FULL, QUICK
+    from neurogate.bench.run import run_bench
+
+    run_bench(QUICK if quick else FULL, out, _say)
+
+
+@bench_app.command("leakage")
+def leakage(
+    out: Annotated[Path, typer.Option(
+        "--out", file_okay=False, help="Folder for leakage.json and leakage.png.")],
+    recording: Annotated[Path | None, typer.Option(
+        "--recording", dir_okay=False,
+        help="EEGLAB recording with 'square' events (default: ../shared/data/eeg/"
+             "test_raw.set from the repository root).")] = None,
+    repeats: Annotated[int, typer.Option(
+        min=1, help="Repetitions of the 5-fold cross-validation.")] = 3,
+) -> None:
+    """Can an app tell stimulus-locked windows apart, from what it receives?"""
+    from neurogate.bench.leakage import default_recording, run_leakage
+    from neurogate.errors import NeurogateError
+
+    try:
+        run_leakage(recording or default_recording(), out, repeats=repeats, say=_say)
+    except NeurogateError as exc:
+        _say(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@bench_app.command("profile")
+def profile(
+    out: Annotated[Path, typer.Option(
+        "--out", file_okay=False, help="Folder for the py-spy stacks and their summary.")],
+    setting: Annotated[str, typer.Option(
+        help="Stream setting: '8ch-250Hz' or '64ch-1kHz'.")] = "64ch-1kHz",
+    streams: Annotated[int, typer.Option(min=1, help="Streams to carry.")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds to sample.")] = 20.0,
+) -> None:
+    """Sample the gateway with py-spy while it carries N streams."""
+    from neurogate.bench.profile import run_profile
+    from neurogate.errors import NeurogateError
+
+    try:
+        run_profile(setting, streams, seconds, out, _say)
+    except NeurogateError as exc:
+        _say(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+
+
+__all__ = ["bench_app"]

@@ -1,0 +1,204 @@
+"""``neurogate bench``: every section in one run, written to ``bench.json`` and ``bench.png``.
+
+Order: policy and processing in this process first (no servers running), then for each
+stream setting the gateway, the bare relay and LSL back to back (so that all three see
+about the same background load), then revocation trials against the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from neurogate import __version__
+from neurogate.bench._procs import ServerProcess, start_gateway, start_relay
+from neurogate.bench._seed import create_admin, open_clinic
+from neurogate.bench._stats import ratio
+from neurogate.bench.config import BenchConfig
+from neurogate.bench.policy import run_policy
+from neurogate.bench.processing import run_processing
+from neurogate.bench.revocation import run_revocation
+from neurogate.bench.throughput import (
+    GatewaySystem,
+    LslSystem,
+    RelaySystem,
+    run_system,
+    wait_idle,
+)
+
+Say = Callable[[str], None]
+TOP_KEYS = ("machine", "settings", "gateway", "bare_relay", "lsl", "pipeline", "revocation",
+            "policy", "ratios")
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine and software the figures come from."""
+    import scipy
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    try:
+        import pylsl
+
+        lsl = f"pylsl {pylsl.__version__}, liblsl {pylsl.library_version()}"
+    except Exception:  # pylsl missing or liblsl not loadable
+        lsl = None
+    return {
+        "cpu_model": model, "logical_cpus": os.cpu_count(),
+        "physical_cpus": psutil.cpu_count(logical=False),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(), "python": sys.version.split()[0],
+        "numpy": np.__version__, "scipy": scipy.__version__, "lsl": lsl,
+        "neurogate": __version__, "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _ratios(names: list[str], gateway: dict[str, Any], relay: dict[str, Any],
+            lsl: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        gw, rl, ls = gateway.get(name), relay.get(name, {}), lsl.get(name, {})
+        if gw is None:
+            continue
+        out[name] = {
+            "gateway_streams": gw["sustained_streams"],
+            "bare_relay_streams": rl.get("sustained_streams"),
+            "lsl_streams": ls.get("sustained_streams"),
+            "gateway_over_bare_relay": ratio(gw["sustained_streams"], rl.get("sustained_streams")),
+            "gateway_over_lsl": ratio(gw["sustained_streams"], ls.get("sustained_streams")),
+            # A capped baseline sustained every count tried: its ratio is an upper bound.
+            "bare_relay_capped": rl.get("capped"), "lsl_capped": ls.get("capped"),
+            "gateway_capped": gw["capped"],
+            # Server CPU per added stream: the cost ratio, independent of background load.
+            "server_cpu_pct_per_stream": {"gateway": gw["cpu_pct_per_stream"],
+                                          "bare_relay": rl.get("cpu_pct_per_stream")},
+            "bare_relay_over_gateway_cpu_cost": ratio(rl.get("cpu_pct_per_stream"),
+                                                      gw["cpu_pct_per_stream"]),
+        }
+    return out
+
+
+def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any]:
+    """Run every section of ``config``; write ``out/bench.json`` and ``out/bench.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    result: dict[str, Any] = {"machine": machine_info(), "settings": config.as_dict()}
+    say("Policy decision latency (in process)...")
+    result["policy"] = run_policy(config.policy_iterations)
+    say("Signal pipeline alone vs scipy sosfilt (in process)...")
+    result["pipeline"] = run_processing(config.settings, config.pipeline_seconds)
+    gateway: dict[str, Any] = {}
+    relay_out: dict[str, Any] = {}
+    lsl_out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="neurogate-bench-") as tmp:
+        data = Path(tmp) / "var"
+        create_admin(data)
+        say("Starting the gateway (python -m neurogate serve) and the bare relay...")
+        server = start_gateway(data, Path(tmp) / "gateway.log")
+        relay: ServerProcess | None = None
+        try:
+            relay = start_relay(Path(tmp) / "relay.log")
+            clinic = open_clinic(server.url)
+            process = psutil.Process(server.pid)
+            gateway["process"] = {"pid_rss_idle_mib": round(process.memory_info().rss / 2**20, 1)}
+            lsl_reason = _lsl_reason() if "lsl" in config.systems else "not selected"
+            for setting in config.settings:
+                steps = config.steps_for(setting)
+                say(f"Streams {setting.name} ({setting.chunk_ms:g} ms chunks), N = {steps}:")
+                servers = [server.pid, relay.pid]
+                if "gateway" in config.systems:
+                    gateway[setting.name] = run_system(
+                        lambda s=setting: GatewaySystem(s, server, clinic, config.clinical_format),
+                        steps, config, say, servers)
+                if "bare_relay" in config.systems:
+                    relay_out[setting.name] = run_system(
+                        lambda s=setting: RelaySystem(s, relay), steps, config, say, servers)
+                if lsl_reason is None:
+                    lsl_out[setting.name] = run_system(lambda s=setting: LslSystem(s), steps,
+                                                       config, say, servers)
+            if lsl_reason is not None:
+                lsl_out = {"available": False, "reason": lsl_reason}
+            say(f"Revocation: {config.revocation_trials} trials during streaming...")
+            wait_idle([server.pid, relay.pid])
+            result["revocation"] = run_revocation(
+                server, clinic, config.revocation_trials, config.revocation_background, say,
+                subjects=config.revocation_subjects)
+            gateway["process"]["pid_rss_end_mib"] = round(process.memory_info().rss / 2**20, 1)
+            clinic.http.close()
+        finally:
+            server.stop()
+            if relay is not None:
+                relay.stop()
+    result["gateway"] = gateway
+    result["bare_relay"] = relay_out
+    result["lsl"] = lsl_out
+    names = [s.name for s in config.settings]
+    lsl_by_setting = {k: v for k, v in lsl_out.items() if k in names}
+    result["ratios"] = _ratios(names, gateway, relay_out, lsl_by_setting)
+    result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["machine"]["outside_load"] = _outside_load(result, names)
+    result["machine"]["runtime_s"] = round(time.monotonic() - began, 1)
+    write_json(result, out / "bench.json")
+    from neurogate.bench.plots import plot_bench
+
+    plot_bench(result, out / "bench.png")
+    say(f"Wrote {out / 'bench.json'} and {out / 'bench.png'} "
+        f"in {result['machine']['runtime_s']:.0f} s.")
+    return {key: result[key] for key in TOP_KEYS}
+
+
+def _outside_load(result: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """CPU that processes other than the benchmark's used during the windows (% of a core)."""
+    values = [step["others_cpu_pct"] for system in ("gateway", "bare_relay", "lsl")
+              for name in names for step in result[system].get(name, {}).get("steps", [])]
+    if not values:
+        return {"windows": 0, "median_pct_of_a_core": None, "max_pct_of_a_core": None}
+    return {"windows": len(values),
+            "median_pct_of_a_core": round(float(np.median(values)), 1),
+            "max_pct_of_a_core": round(float(np.max(values)), 1)}
+
+
+def _lsl_reason() -> str | None:
+    from neurogate.bench._lsl import lsl_available
+
+    return lsl_available()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write ``result`` as indented JSON (numpy values converted)."""
+    path.write_text(json.dumps(_jsonable(result), indent=1) + "\n", encoding="utf-8")
+
+
+__all__ = ["TOP_KEYS", "machine_info", "run_bench", "write_json"]

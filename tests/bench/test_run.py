@@ -1,0 +1,80 @@
+"""Smoke test of ``neurogate bench`` at a tiny size: the JSON has the documented shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from neurogate.bench.config import CYTON, tiny
+from neurogate.bench.run import TOP_KEYS, run_bench
+
+pytestmark = pytest.mark.e2e
+
+SUMMARY_KEYS = {"n", "p50", "p95", "p99", "max"}
+STEP_KEYS = {"streams", "sustained", "reasons", "samples_in_per_s", "samples_out_per_s",
+             "latency_ms", "dropped_frames", "server", "clients_cpu_pct", "coverage",
+             "device_send_lag_ms", "machine_busy_pct", "others_cpu_pct"}
+SYSTEM_KEYS = {"sustained_streams", "capped", "limit", "latency_at_half_max",
+               "rss_mib_per_stream", "cpu_pct_per_stream", "steps"}
+
+
+def _is_summary(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == SUMMARY_KEYS and isinstance(value["n"], int)
+
+
+def _check_system(entry: dict[str, Any], *, has_server: bool) -> None:
+    assert SYSTEM_KEYS <= set(entry)
+    assert isinstance(entry["sustained_streams"], int)
+    assert isinstance(entry["capped"], bool)
+    assert entry["steps"] and all(STEP_KEYS <= set(step) for step in entry["steps"])
+    step = entry["steps"][0]
+    assert step["streams"] == 1
+    assert isinstance(step["sustained"], bool)
+    assert isinstance(step["samples_in_per_s"], int)
+    assert _is_summary(step["latency_ms"])
+    assert _is_summary(step["device_send_lag_ms"])
+    if has_server:
+        assert set(step["server"]) == {"cpu_pct", "rss_mib", "rss_peak_mib"}
+    else:
+        assert step["server"] is None
+
+
+def test_bench_tiny_run_writes_the_documented_json_and_a_png(tmp_path: Path) -> None:
+    """One stream per system, three revocations: bench.json has every key, typed."""
+    returned = run_bench(tiny(settings=(CYTON,)), tmp_path, say=lambda _: None)
+    result = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    assert list(returned) == list(TOP_KEYS)
+    assert set(TOP_KEYS) <= set(result)
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    machine = result["machine"]
+    assert isinstance(machine["cpu_model"], str) and isinstance(machine["logical_cpus"], int)
+    assert isinstance(machine["runtime_s"], float)
+    assert result["settings"]["streams"][0]["name"] == CYTON.name
+    _check_system(result["gateway"][CYTON.name], has_server=True)
+    _check_system(result["bare_relay"][CYTON.name], has_server=True)
+    if result["lsl"].get("available") is False:
+        assert isinstance(result["lsl"]["reason"], str)
+    else:
+        _check_system(result["lsl"][CYTON.name], has_server=False)
+
+    pipeline = result["pipeline"][CYTON.name]
+    for variant in ("sosfilt_whole", "sosfilt_chunked", "pipeline", "hub_ingest"):
+        assert isinstance(pipeline[variant]["cpu_s_per_stream_s"], float)
+
+    revocation = result["revocation"]
+    assert revocation["trials"] == 3
+    assert isinstance(revocation["completed"], int)
+    assert _is_summary(revocation["closed_ms"]) and _is_summary(revocation["ack_ms"])
+    # Not a timing: a frame produced after the revocation committed is a correctness bug.
+    assert revocation["late_frames"] == 0
+
+    policy = result["policy"]
+    assert _is_summary(policy["cold"]["allow_ms"]) and _is_summary(policy["cold"]["deny_ms"])
+    assert _is_summary(policy["warm"]["ns_per_call"])
+    ratios = result["ratios"][CYTON.name]
+    for key in ("gateway_over_bare_relay", "gateway_over_lsl"):
+        assert ratios[key] is None or isinstance(ratios[key], float | int)
