@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -74,6 +75,9 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.loop = asyncio.get_running_loop()
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # collector's full passes (118 ms pauses measured at ~177k objects).
+        gc.freeze()
         gateway.on_change = functools.partial(_on_change, gateway)
         tasks = [asyncio.create_task(_sweep_forever(gateway)),
                  asyncio.create_task(egress.watch(gateway))]
