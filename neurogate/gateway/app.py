@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import functools
+import gc
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
