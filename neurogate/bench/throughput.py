@@ -16,6 +16,7 @@ drift upwards and its p99 is at most ``max_p99_ms``.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import time
@@ -40,7 +41,7 @@ def delivered_rate(rate: float, allowed: float = CLINICAL_RATE_HZ) -> float:
     return rate / max(1, math.ceil(rate / allowed - 1e-9))
 
 
-class _System:
+class _System(abc.ABC):
     """A system under test: its server (if any) and two client worker processes."""
 
     name = ""
@@ -56,8 +57,9 @@ class _System:
             pids["server"] = self.server.pid
         return pids
 
+    @abc.abstractmethod
     def specs(self, i: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        raise NotImplementedError
+        """The device and app specifications of stream ``i``."""
 
     def grow(self, n: int) -> dict[str, Any]:
         """Connect apps, then devices, for streams ``self.n .. n - 1``."""

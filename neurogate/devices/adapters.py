@@ -16,6 +16,7 @@ always in volts (the MNE convention), and the hello a device sends declares ``"V
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -254,7 +255,7 @@ class Chunk:
         return int(self.data.shape[1])
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """Lifecycle of a source: prepare -> start -> read ... -> stop -> release.
 
     Use it through context managers: ``with adapter:`` prepares and finally releases;
@@ -383,18 +384,22 @@ class Adapter:
                 self.stop()
 
     # -- to implement ----------------------------------------------------------------
+    @abc.abstractmethod
     def _prepare(self) -> DeviceInfo:
-        raise NotImplementedError
+        """Implemented by each adapter."""
 
+    @abc.abstractmethod
     def _start(self) -> None:
-        raise NotImplementedError
+        """Implemented by each adapter."""
 
+    @abc.abstractmethod
     def _read(self, timeout: float) -> tuple[NDArray[np.generic], NDArray[np.float64]] | None:
         """Samples in the source's units, shape (n_channels, n_times), and timestamps."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _stop(self) -> None:
-        raise NotImplementedError
+        """Implemented by each adapter."""
 
+    @abc.abstractmethod
     def _release(self) -> None:
-        raise NotImplementedError
+        """Implemented by each adapter."""

@@ -9,28 +9,30 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from neurogate.errors import SignalError, ValidationError
+from neurogate.errors import NeurogateError, SignalError, ValidationError
 
 #: Channel types whose data the pipeline filters and turns into products.
 NEURAL_TYPES = ("dbs", "ecog", "eeg", "seeg")
 
 
-def _fmt_allowed(allowed: Iterable[object]) -> str:
+def fmt_allowed(allowed: Iterable[object]) -> str:
+    """``'a', 'b' and 'c'``: a list of allowed values for a message."""
     items = [repr(a) for a in allowed]
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
-def check_option(name: str, value: object, allowed: Iterable[object]) -> None:
-    """Raise `ValidationError` unless ``value`` is one of ``allowed``."""
+def check_option(name: str, value: object, allowed: Iterable[object], *,
+                 error: type[NeurogateError] = ValidationError) -> None:
+    """Raise ``error`` unless ``value`` is one of ``allowed``."""
     allowed = tuple(allowed)
     if value not in allowed:
         msg = (
             f"Invalid value for the '{name}' parameter. Allowed values are "
-            f"{_fmt_allowed(allowed)}, but got {value!r} instead."
+            f"{fmt_allowed(allowed)}, but got {value!r} instead."
         )
-        raise ValidationError(msg, field=name)
+        raise error(msg, field=name)
 
 
 def check_range(
@@ -41,11 +43,12 @@ def check_range(
     high: float | None = None,
     low_inclusive: bool = True,
     unit: str = "",
+    error: type[NeurogateError] = ValidationError,
 ) -> float:
-    """Return ``value`` as a finite float, or raise `ValidationError` if out of range."""
+    """Return ``value`` as a finite float, or raise ``error`` if out of range."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         msg = f"The '{name}' parameter must be a number, but got {type(value).__name__} {value!r}."
-        raise ValidationError(msg, field=name)
+        raise error(msg, field=name)
     out = float(value)
     too_low = low is not None and (out < low if low_inclusive else out <= low)
     too_high = high is not None and out > high
@@ -57,7 +60,7 @@ def check_range(
             f"The '{name}' parameter must be finite and in {bracket}{lo}, {hi}]{unit}, "
             f"but got {out!r}{unit}."
         )
-        raise ValidationError(msg, field=name)
+        raise error(msg, field=name)
     return out
 
 

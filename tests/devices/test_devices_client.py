@@ -138,10 +138,13 @@ def test_client_sends_hello_then_numbered_frames(ingest: FakeIngest) -> None:
     assert ingest.connections[0]["auth"] == "Bearer tok1"
     assert ingest.connections[0].get("bye") is True
     frames = ingest.frames()
-    assert [f[0] for f in frames] == [0, 1, 2, 3]
-    assert [f[2].shape[1] for f in frames] == [10, 25, 25, 10]
-    np.testing.assert_allclose([f[1] for f in frames],
-                               [t0, t0 + 10 / RATE, t0 + 35 / RATE, t0 + 60 / RATE])
+    # How pushes are cut into frames depends on when the sender wakes; the invariants do
+    # not: consecutive numbers, at most max_frame_s per frame, contiguous timestamps.
+    sizes = [f[2].shape[1] for f in frames]
+    assert [f[0] for f in frames] == list(range(len(frames)))
+    assert sum(sizes) == 70 and max(sizes) <= 25 and len(frames) >= 3
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    np.testing.assert_allclose([f[1] for f in frames], t0 + starts / RATE)
     got = np.concatenate([f[2] for f in frames], axis=1)
     np.testing.assert_array_equal(got, _samples(70).astype(np.float32))
     assert stats.pushed_samples == stats.delivered_samples == 70
