@@ -38,6 +38,7 @@ class FakeIngest:
 
     def __init__(self) -> None:
         self.connections: list[dict[str, Any]] = []
+        self.handled = threading.Semaphore(0)  # released when a connection's handler ends
         self.refusals: list[tuple[int, str]] = []
         self.drop_after: int | None = None
         self.server = serve(self._handle, "127.0.0.1", 0)
@@ -49,6 +50,17 @@ class FakeIngest:
         return f"http://127.0.0.1:{self.port}"
 
     def _handle(self, ws: ServerConnection) -> None:
+        try:
+            self._serve_one(ws)
+        finally:
+            self.handled.release()
+
+    def wait_handled(self, n: int = 1, timeout: float = 5.0) -> None:
+        """Wait until ``n`` connections were fully handled (the server runs in a thread)."""
+        for _ in range(n):
+            assert self.handled.acquire(timeout=timeout), "the fake ingest never finished"
+
+    def _serve_one(self, ws: ServerConnection) -> None:
         seen: dict[str, Any] = {"auth": ws.request.headers.get("Authorization") if ws.request
                                 else None, "hello": json.loads(ws.recv()), "frames": []}
         self.connections.append(seen)
@@ -134,6 +146,7 @@ def test_client_sends_hello_then_numbered_frames(ingest: FakeIngest) -> None:
         client.push(_samples(60, 10), t0 + 10 / RATE)  # 0.24 s: split into 25+25+10
         assert client.flush(5)
         stats = client.close()
+    ingest.wait_handled()
     assert ingest.connections[0]["hello"] == INFO.hello()
     assert ingest.connections[0]["auth"] == "Bearer tok1"
     assert ingest.connections[0].get("bye") is True
@@ -214,6 +227,7 @@ def test_client_reconnects_and_numbers_continue(ingest: FakeIngest) -> None:
             time.sleep(0.03)
         assert client.flush(5)
         stats = client.close()
+    ingest.wait_handled(2)
     assert len(ingest.connections) == 2 and stats.connections == 2
     first = [decode_header(f).sequence for f in ingest.connections[0]["frames"]]
     second = [decode_header(f).sequence for f in ingest.connections[1]["frames"]]
