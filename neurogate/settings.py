@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PLACEHOLDER_SECRET = "change-me"
@@ -34,6 +34,17 @@ class Settings(BaseSettings):
     # argon2id cost (RFC 9106's second recommended profile by default).
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
+    # Abuse limits (neurogate/gateway/throttle.py, neurogate/consent/abuse.py). Failed
+    # logins per account and per client address in any minute; subscribe attempts per app
+    # in any minute; where the counts live (``memory://`` = this process; a cluster gives
+    # a shared store such as ``redis://host:6379``); how long one aggregated ledger
+    # window lasts and how often closed windows are flushed to the ledger.
+    login_attempts_per_minute: int = 5
+    login_attempts_per_address_per_minute: int = 30
+    subscribe_attempts_per_minute: int = 30
+    rate_limit_storage_uri: str = "memory://"
+    abuse_window_seconds: int = 60
+    abuse_flush_seconds: float = 15.0
 
     @field_validator("environment")
     @classmethod
@@ -44,6 +55,16 @@ class Settings(BaseSettings):
                 f"Invalid value for NEUROGATE_ENVIRONMENT. Allowed values are "
                 f"{', '.join(repr(a) for a in allowed)}, but got {value!r} instead."
             )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("login_attempts_per_minute", "login_attempts_per_address_per_minute",
+                     "subscribe_attempts_per_minute", "abuse_window_seconds")
+    @classmethod
+    def _check_positive_limit(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            name = f"NEUROGATE_{(info.field_name or '').upper()}"
+            msg = f"Invalid value for {name}. It must be at least 1, but got {value!r} instead."
             raise ValueError(msg)
         return value
 

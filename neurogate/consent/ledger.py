@@ -47,6 +47,7 @@ ACTIONS = frozenset(
         "stream.start",
         "stream.stop",
         "stream.deny",
+        "abuse.aggregate",
     }
 )
 # Fields a leaf may carry: pseudonymous ids, codes, counts, times and hashes only.
@@ -55,6 +56,7 @@ _ALLOWED_FIELDS = frozenset(
         "action", "at", "seq", "subject", "account", "app", "consent", "device", "purpose",
         "product", "reasons", "actor_role", "capacity", "record_sha256", "notice_sha256",
         "frames", "samples", "dropped", "stream", "reason_code",
+        "kind", "key", "count", "window",
     }
 )
 

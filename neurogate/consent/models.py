@@ -251,6 +251,21 @@ class LedgerCheckpoint(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class AbuseCount(SQLModel, table=True):
+    """How often one kind of abuse (failed login, refused subscription) came from one key
+    within one time window; flushed to the ledger as one leaf per row."""
+
+    __tablename__ = "abuse_counts"
+
+    kind: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    window_start: datetime = Field(
+        sa_column=Column(UTCDateTime(), primary_key=True, nullable=False)
+    )
+    window_seconds: int
+    count: int = 0
+
+
 __all__ = [
     "ASSENT_STATES",
     "CAPACITIES",
@@ -259,6 +274,7 @@ __all__ = [
     "GRANT_CAPACITIES",
     "GUARDIAN_RELATIONSHIPS",
     "ROLES",
+    "AbuseCount",
     "Account",
     "App",
     "AppPseudonym",

@@ -20,6 +20,7 @@ from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
 from neurogate.errors import StorageError
 from neurogate.gateway.streams import StreamHub
+from neurogate.gateway.throttle import Throttles
 from neurogate.gateway.tokens import TokenIssuer, load_or_create_key
 from neurogate.settings import Settings
 
@@ -34,6 +35,7 @@ class Gateway:
     tokens: TokenIssuer
     session_policy: SessionPolicy
     hub: StreamHub = field(default_factory=StreamHub)
+    throttles: Throttles = field(default_factory=Throttles)
     # Called on the event loop after a commit, with what the commit changed.
     on_change: Callable[[set[tuple[str, str]], list[tuple[Any, int]]], None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -94,6 +96,7 @@ def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
             idle=timedelta(seconds=settings.session_idle_seconds),
             absolute=timedelta(seconds=settings.session_absolute_seconds),
         ),
+        throttles=Throttles(settings.rate_limit_storage_uri),
     )
 
 

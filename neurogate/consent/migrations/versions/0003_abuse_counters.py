@@ -21,8 +21,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('abuse_counts',
+    sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('window_start', neurogate.consent.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_seconds', sa.Integer(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'key', 'window_start')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('abuse_counts')
