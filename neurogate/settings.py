@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PLACEHOLDER_SECRET = "change-me"
 
@@ -34,6 +36,9 @@ class Settings(BaseSettings):
     # argon2id cost (RFC 9106's second recommended profile by default).
     password_hash_time_cost: int = 3
     password_hash_memory_kib: int = 65536
+    # Streams stop reaching apps this long after the consent store last answered
+    # (docs/protocol.md section 10, "Store lease").
+    store_lease_seconds: float = 0.5
     # Abuse limits (neurogate/gateway/throttle.py, neurogate/consent/abuse.py). Failed
     # logins per account and per client address in any minute; subscribe attempts per app
     # in any minute; where the counts live (``memory://`` = this process; a cluster gives
@@ -45,6 +50,12 @@ class Settings(BaseSettings):
     rate_limit_storage_uri: str = "memory://"
     abuse_window_seconds: int = 60
     abuse_flush_seconds: float = 15.0
+    # HTTP edge (neurogate/gateway/security.py and ``neurogate serve``).
+    docs_enabled: bool = True
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    header_timeout_seconds: float = 10.0
+    limit_concurrency: int = 1000
+    backlog: int = 2048
 
     @field_validator("environment")
     @classmethod
@@ -58,6 +69,26 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
+        if isinstance(value, list):
+            return [_check_origin(str(origin)) for origin in value]
+        return value
+
+    @field_validator("header_timeout_seconds")
+    @classmethod
+    def _check_header_timeout(cls, value: float) -> float:
+        if not 0 < value <= 300:
+            msg = (
+                "Invalid value for NEUROGATE_HEADER_TIMEOUT_SECONDS. Allowed values are "
+                f"greater than 0 and at most 300 seconds, but got {value!r} instead."
+            )
+            raise ValueError(msg)
+        return value
+
     @field_validator("login_attempts_per_minute", "login_attempts_per_address_per_minute",
                      "subscribe_attempts_per_minute", "abuse_window_seconds")
     @classmethod
@@ -65,6 +96,17 @@ class Settings(BaseSettings):
         if value < 1:
             name = f"NEUROGATE_{(info.field_name or '').upper()}"
             msg = f"Invalid value for {name}. It must be at least 1, but got {value!r} instead."
+            raise ValueError(msg)
+        return value
+
+    @field_validator("store_lease_seconds")
+    @classmethod
+    def _check_store_lease(cls, value: float) -> float:
+        if not 0.1 <= value <= 10:
+            msg = (
+                "Invalid value for NEUROGATE_STORE_LEASE_SECONDS. Allowed values are from "
+                f"0.1 to 10 seconds, but got {value!r} instead."
+            )
             raise ValueError(msg)
         return value
 
@@ -84,6 +126,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'neurogate.db').resolve()}"
+
+
+def _check_origin(origin: str) -> str:
+    """An origin as ``scheme://host[:port]`` in lower case, or a ValueError naming it."""
+    parts = urlsplit(origin.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if (parts.scheme not in ("http", "https") or not parts.hostname or port == -1
+            or parts.path not in ("", "/") or parts.query or parts.fragment
+            or parts.username is not None):
+        msg = (
+            "Invalid value for NEUROGATE_ALLOWED_ORIGINS. Each entry must be an origin like "
+            f"'https://portal.example.org' or 'http://localhost:8080', but got {origin[:80]!r} "
+            "instead; separate several origins with commas."
+        )
+        raise ValueError(msg)
+    default = {"http": 80, "https": 443}[parts.scheme]
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme}://{parts.hostname}{suffix}"
 
 
 @lru_cache

@@ -15,9 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from neurogate import __version__
+from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
+from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import egress, errors
+from neurogate.gateway import egress, errors, portal, security
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -56,6 +58,30 @@ async def _sweep_forever(gateway: Gateway) -> None:
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
 
 
+def flush_abuse(gateway: Gateway, *, everything: bool = False) -> int:
+    """Write the closed windows of abuse counts to the ledger (all of them at shutdown);
+    returns the number of leaves written."""
+    written = 0
+    while True:
+        with gateway.transaction() as session:
+            batch = flush_abuse_counts(session=session, ledger=gateway.ledger,
+                                       everything=everything)
+        written += batch
+        if batch < ABUSE_FLUSH_BATCH:
+            return written
+
+
+async def _flush_abuse_forever(gateway: Gateway) -> None:
+    while True:
+        await asyncio.sleep(gateway.settings.abuse_flush_seconds)
+        try:
+            written = await run_in_threadpool(flush_abuse, gateway)
+            if written:
+                log.info("flushed %d abuse windows to the ledger", written)
+        except NeurogateError as exc:
+            log.warning("abuse flush failed: %s", exc.code)
+
+
 def _on_change(gateway: Gateway, keys: set[tuple[str, str]],
                paused: list[tuple[Subscription, int]]) -> None:
     """After a commit changed consent: end unpaired devices' streams, decide again for
@@ -80,6 +106,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         gc.freeze()
         gateway.on_change = functools.partial(_on_change, gateway)
         tasks = [asyncio.create_task(_sweep_forever(gateway)),
+                 asyncio.create_task(_flush_abuse_forever(gateway)),
                  asyncio.create_task(egress.watch(gateway))]
         try:
             yield
@@ -89,6 +116,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            try:  # count what is still open, so no attempt goes unrecorded
+                await run_in_threadpool(flush_abuse, gateway, everything=True)
+            except NeurogateError as exc:
+                log.warning("abuse flush at shutdown failed: %s", exc.code)
 
     app = FastAPI(
         title="NeuroGate",
@@ -102,10 +133,12 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.state.gateway = gateway
     errors.install(app)
+    security.install(app, gateway.settings)
     for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger,
                    streams):
         app.include_router(module.router)
     app.include_router(consents.connections)
+    portal.install(app)
     token_server = TokenServer(gateway)
 
     @app.post("/oauth/token", tags=["auth"])
@@ -129,4 +162,4 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     return app
 
 
-__all__ = ["create_app", "sweep_expired"]
+__all__ = ["create_app", "flush_abuse", "sweep_expired"]

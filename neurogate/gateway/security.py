@@ -1,0 +1,199 @@
+"""The HTTP edge: security headers on every response, and the same-origin rule for cookies.
+
+Two pieces, both installed by ``install``:
+
+- ``SecurityMiddleware`` (pure ASGI, outermost, so error pages get the headers too) adds
+  ``X-Content-Type-Options``, ``Content-Security-Policy``, ``Referrer-Policy``,
+  ``X-Frame-Options``, ``Strict-Transport-Security`` (production only) and, on responses
+  that may carry secrets or personal data, ``Cache-Control: no-store``; it also refuses a
+  cross-site unsafe request that the session cookie authenticates (``check_origin``).
+- ``check_origin`` is the rule itself, callable by the WebSocket routes on the handshake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from neurogate.errors import PermissionDenied
+from neurogate.gateway.deps import SESSION_COOKIE
+from neurogate.gateway.errors import error_body
+from neurogate.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Everything from the gateway's own origin, nothing inline, never framed. Fits the portal
+# (/portal/static) and the packaged Swagger UI at /docs; data: images are the icons that
+# Swagger UI's stylesheet embeds.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HSTS = "max-age=63072000; includeSubDomains"
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_SCHEME_OF = {"ws": "http", "wss": "https"}
+# Paths whose every response is private (session tokens, access tokens).
+_NO_STORE_PREFIXES = ("/v1/auth/", "/oauth/")
+
+
+class ForbiddenOrigin(PermissionDenied):
+    """A cookie-authenticated unsafe request or WebSocket handshake from another site."""
+
+    code = "forbidden_origin"
+
+
+def _normalise(origin: str) -> str | None:
+    """``scheme://host[:port]`` in lower case without a default port; None if malformed."""
+    parts = urlsplit(origin.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = _SCHEME_OF.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    suffix = f":{port}" if port is not None and port != _DEFAULT_PORTS[scheme] else ""
+    return f"{scheme}://{parts.hostname}{suffix}"
+
+
+def own_origin(connection: HTTPConnection) -> str | None:
+    """The origin a request was sent to: its scheme (ws -> http) and its Host header."""
+    host = connection.headers.get("host")
+    if not host:
+        return None
+    return _normalise(f"{connection.url.scheme}://{host}")
+
+
+def _has_bearer(headers: Headers) -> bool:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
+def _cookie_authenticates(connection: HTTPConnection) -> bool:
+    """The session cookie is what authenticates: it is present and no bearer header is."""
+    return SESSION_COOKIE in connection.cookies and not _has_bearer(connection.headers)
+
+
+def _allowed_origins(connection: HTTPConnection) -> Iterable[str]:
+    gateway = getattr(connection.app.state, "gateway", None)
+    settings: Settings | None = getattr(gateway, "settings", None)
+    return settings.allowed_origins if settings is not None else ()
+
+
+def check_origin(connection: HTTPConnection) -> None:
+    """Refuse a cross-site request that the portal's session cookie authenticates.
+
+    The rule (the README's "Browser safety"): when the ``ngs_session`` cookie is what
+    authenticates a connection (the cookie is sent and no ``Authorization: Bearer`` header
+    is), an unsafe HTTP request (POST, PUT, PATCH, DELETE, ...) or any WebSocket handshake
+    must come from the gateway's own origin, that is its ``Origin`` header equals the
+    request's own ``scheme://host[:port]`` (``ws``/``wss`` count as ``http``/``https``,
+    default ports dropped) or one of ``NEUROGATE_ALLOWED_ORIGINS``. ``Origin: null`` or a
+    malformed one is refused. Without ``Origin`` the ``Referer``'s origin is used; a
+    request with neither is not a browser's cross-site request (browsers send ``Origin`` on
+    every cross-site unsafe request and WebSocket handshake) and passes. Requests with a
+    bearer header, safe methods over HTTP, and requests without the cookie always pass.
+
+    Raises ``ForbiddenOrigin`` (a ``PermissionDenied``, code ``forbidden_origin``). The
+    HTTP middleware answers it with 403 and the standard error body; a WebSocket route
+    calls this before ``accept()`` and, on the error, closes the handshake (4403 with the
+    error's code and message, as for any other forbidden handshake).
+    """
+    if connection.scope["type"] == "http" and connection.scope["method"] in SAFE_METHODS:
+        return
+    if not _cookie_authenticates(connection):
+        return
+    sent = connection.headers.get("origin")
+    if sent is None:
+        referer = connection.headers.get("referer")
+        if referer is None:
+            return
+        sent = referer
+    origin = _normalise(sent)
+    if origin is not None and (origin == own_origin(connection)
+                               or origin in _allowed_origins(connection)):
+        return
+    shown = sent[:80]
+    msg = (
+        f"Requests from the origin '{shown}' may not use the NeuroGate session cookie; "
+        "only pages of this gateway's own origin (or one listed in NEUROGATE_ALLOWED_ORIGINS) "
+        "may. Send the request from the portal, or authenticate with "
+        "'Authorization: Bearer <token>' instead of the cookie."
+    )
+    raise ForbiddenOrigin(msg)
+
+
+def _needs_no_store(scope: Scope) -> bool:
+    """Responses that may carry a token or personal data: auth paths, credentialed calls."""
+    if scope["path"].startswith(_NO_STORE_PREFIXES):
+        return True
+    headers = Headers(scope=scope)
+    return "authorization" in headers or SESSION_COOKIE in HTTPConnection(scope).cookies
+
+
+class SecurityMiddleware:
+    """Adds the security headers to every HTTP response and enforces ``check_origin``."""
+
+    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+        self.app = app
+        self.production = production
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        no_store = _needs_no_store(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["X-Frame-Options"] = "DENY"
+                if self.production:
+                    headers["Strict-Transport-Security"] = HSTS
+                if no_store:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        try:
+            check_origin(HTTPConnection(scope))
+        except ForbiddenOrigin as exc:
+            response = JSONResponse(error_body(exc.code, exc.message), 403)
+            await response(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Wrap ``app``'s whole middleware stack in ``SecurityMiddleware``.
+
+    Outside Starlette's ``ServerErrorMiddleware``, so that 500 pages get the headers too
+    (``add_middleware`` would place it inside).
+    """
+    build = app.build_middleware_stack
+    production = settings.environment == "production"
+
+    def build_with_security() -> ASGIApp:
+        return SecurityMiddleware(build(), production=production)
+
+    # Starlette builds the stack lazily on the first request; wrapping the builder is the
+    # one hook that lies outside its error middleware.
+    app.build_middleware_stack = build_with_security  # type: ignore[method-assign]
+
+
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "ForbiddenOrigin",
+    "SecurityMiddleware",
+    "check_origin",
+    "install",
+    "own_origin",
+]
