@@ -231,6 +231,21 @@ class ConsentEvent(SQLModel, table=True):
     ledger_index: int | None = None
 
 
+class Delivery(SQLModel, table=True):
+    """How much one app received of one subject's data for one purpose on one UTC day:
+    message counts and streaming time only, never signal data."""
+
+    __tablename__ = "deliveries"
+
+    subject_id: str = Field(foreign_key="subjects.id", primary_key=True)
+    app_id: str = Field(foreign_key="apps.id", primary_key=True)
+    purpose_id: str = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    messages: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+
+
 class LedgerLeaf(SQLModel, table=True):
     """One append-only ledger entry (canonical JSON) and its RFC 6962 leaf hash."""
 
@@ -282,6 +297,7 @@ __all__ = [
     "CareRelationship",
     "Consent",
     "ConsentEvent",
+    "Delivery",
     "Device",
     "GuardianLink",
     "LedgerCheckpoint",

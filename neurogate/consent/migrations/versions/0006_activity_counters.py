@@ -21,8 +21,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table('deliveries',
+    sa.Column('subject_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('app_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('purpose_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('messages', sa.Integer(), nullable=False),
+    sa.Column('dropped', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Float(), nullable=False),
+    sa.ForeignKeyConstraint(['app_id'], ['apps.id'], ),
+    sa.ForeignKeyConstraint(['subject_id'], ['subjects.id'], ),
+    sa.PrimaryKeyConstraint('subject_id', 'app_id', 'purpose_id', 'day')
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('deliveries')
