@@ -7,20 +7,46 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint clean
+# The portal's Babel catalogs: one domain per part of the portal, one .po per language.
+PORTAL := neurogate/gateway/portal
+LOCALES := $(PORTAL)/locales
+DOMAINS := portal console data
+CATALOG_LANGS := zh_Hans es
+PO_FILES := $(foreach d,$(DOMAINS),$(foreach l,$(CATALOG_LANGS),$(LOCALES)/$(l)/LC_MESSAGES/$(d).po))
+MO_FILES := $(PO_FILES:.po=.mo)
+
+.PHONY: demo test venv lint clean messages catalogs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	for d in $(DOMAINS); do $(BIN)/pybabel compile --statistics -d $(LOCALES) -D $$d || exit 1; done
 	touch $(STAMP)
+
+# Extract every domain's messages and update each language's catalog (then translate).
+messages: $(STAMP)
+	for d in $(DOMAINS); do \
+	  $(BIN)/pybabel extract -F $(PORTAL)/babel-$$d.cfg -k N_ --no-location --sort-output \
+	    --project NeuroGate -o $(LOCALES)/$$d.pot $(PORTAL) || exit 1; \
+	  for l in $(CATALOG_LANGS); do \
+	    $(BIN)/pybabel update --no-fuzzy-matching --ignore-obsolete -i $(LOCALES)/$$d.pot \
+	      -d $(LOCALES) -D $$d -l $$l || exit 1; \
+	  done; \
+	done
+
+# Compiled catalogs (.mo) are build output, rebuilt when their .po changes.
+catalogs: $(MO_FILES)
+
+$(LOCALES)/%.mo: $(LOCALES)/%.po | $(STAMP)
+	$(BIN)/pybabel compile -i $< -o $@
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) catalogs
 	$(BIN)/neurogate demo
 
-test: $(STAMP)
+test: $(STAMP) catalogs
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

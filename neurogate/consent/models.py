@@ -19,6 +19,7 @@ CRIA_STATUSES = ("none", "submitted", "approved")
 GRANT_CAPACITIES = ("self", "guardian", "legal_representative")
 ASSENT_STATES = ("not_required", "pending", "given", "dissent")
 CONSENT_STATUSES = ("active", "revoked", "expired")
+CONCERN_STATUSES = ("open", "answered")
 GUARDIAN_RELATIONSHIPS = ("parent", "legal_guardian", "legal_representative")
 
 
@@ -90,6 +91,7 @@ class Account(SQLModel, table=True):
     pseudonym: str = Field(index=True, unique=True)
     subject_id: str | None = Field(default=None, foreign_key="subjects.id", index=True)
     disabled: bool = False
+    language: str | None = None  # the portal's language, chosen by the person
     created_at: datetime = _ts()
 
 
@@ -246,6 +248,25 @@ class Delivery(SQLModel, table=True):
     seconds: float = 0.0
 
 
+class Concern(SQLModel, table=True):
+    """A concern a subject, guardian or child reported ("Something feels wrong?"): personal
+    data of the subject, answered by a clinician in care or an admin."""
+
+    __tablename__ = "concerns"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    reporter_account_id: str = Field(foreign_key="accounts.id", index=True)
+    app_id: str | None = Field(default=None, foreign_key="apps.id")
+    what_happened: str
+    contact: str | None = None
+    status: str = Field(default="open", index=True)
+    created_at: datetime = _ts()
+    answer: str | None = None
+    answered_by: str | None = Field(default=None, foreign_key="accounts.id")
+    answered_at: datetime | None = _ts(nullable=True)
+
+
 class LedgerLeaf(SQLModel, table=True):
     """One append-only ledger entry (canonical JSON) and its RFC 6962 leaf hash."""
 
@@ -284,6 +305,7 @@ class AbuseCount(SQLModel, table=True):
 __all__ = [
     "ASSENT_STATES",
     "CAPACITIES",
+    "CONCERN_STATUSES",
     "CONSENT_STATUSES",
     "CRIA_STATUSES",
     "GRANT_CAPACITIES",
@@ -295,6 +317,7 @@ __all__ = [
     "AppPseudonym",
     "AuthSession",
     "CareRelationship",
+    "Concern",
     "Consent",
     "ConsentEvent",
     "Delivery",

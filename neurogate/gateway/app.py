@@ -19,7 +19,7 @@ from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import egress, errors, security
+from neurogate.gateway import egress, errors, portal, security
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -138,6 +138,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                    streams):
         app.include_router(module.router)
     app.include_router(consents.connections)
+    portal.install(app)
     token_server = TokenServer(gateway)
 
     @app.post("/oauth/token", tags=["auth"])

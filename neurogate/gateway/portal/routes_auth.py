@@ -1,0 +1,114 @@
+"""Signing in and out of the portal, and choosing its language."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from neurogate.consent.accounts import authenticate, close_session, find_account
+from neurogate.consent.accounts import open_session as start_session
+from neurogate.consent.preferences import set_language
+from neurogate.gateway.deps import SESSION_COOKIE, GatewayDep
+from neurogate.gateway.portal import web
+from neurogate.gateway.portal.web import (
+    CsrfFormDep,
+    FormErrors,
+    OptionalPortalUserDep,
+    form_text,
+    render,
+)
+
+router = APIRouter(prefix="/portal", tags=["portal"])
+
+
+def _safe_next(value: str, fallback: str) -> str:
+    """Only a path on this site under /portal (no scheme, no host, no //)."""
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith("/portal") or "\\" in value:
+        return fallback
+    return value
+
+
+@router.get("/login")
+def read_login(request: Request, user: OptionalPortalUserDep, next: str = "") -> Response:
+    """The sign-in form."""
+    if user is not None:
+        return RedirectResponse(_safe_next(next, web.HOME.get(user.role, "/portal")), 303)
+    return render(request, "login.html", {"next": _safe_next(next, ""), "username": ""})
+
+
+@router.post("/login")
+def login(request: Request, gw: GatewayDep, form: CsrfFormDep) -> Response:
+    """Check the username and password; start a session."""
+    gettext = web.gettext_for(web.request_language(request))
+    username = form_text(form, "username")
+    password = form.get("password")
+    password = password if isinstance(password, str) else ""
+    errors = FormErrors()
+    if not username:
+        errors.add("username", gettext("Enter your username."))
+    if not password:
+        errors.add("password", gettext("Enter your password."))
+    account = None
+    if not errors:
+        with gw.transaction() as session:
+            account = authenticate(session=session, username=username, password=password)
+            if account is not None:
+                token = start_session(session=session, account=account)
+                role = account.role
+        if account is None:
+            with gw.transaction() as session:
+                known = find_account(session=session, username=username)
+                gw.ledger.append(session, action="auth.login_failed",
+                                 account=known.pseudonym if known is not None else None)
+            errors.add("username", gettext(
+                "The username or password is wrong. Check both and try again."))
+    next_path = _safe_next(form_text(form, "next"), "")
+    if errors or account is None:
+        return render(request, "login.html",
+                      {"errors": errors, "username": username, "next": next_path}, status=400)
+    response = RedirectResponse(next_path or web.HOME.get(role, "/portal"), status_code=303)
+    web.set_session_cookie(response, gw, token)
+    response.delete_cookie(web.PRESESSION_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, gw: GatewayDep, form: CsrfFormDep) -> Response:
+    """End the session."""
+    token = web.session_token(request)
+    if token is not None:
+        with gw.transaction() as session:
+            close_session(session=session, token=token)
+    response = RedirectResponse("/portal/login?signed_out=1", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/language")
+def choose_language(request: Request, gw: GatewayDep, form: CsrfFormDep,
+                    user: OptionalPortalUserDep) -> Response:
+    """Switch the portal's language (kept on the account when signed in)."""
+    language = web.check_language(form_text(form, "language"))
+    back = _safe_next(form_text(form, "next"), "/portal")
+    if language is None:
+        gettext = web.gettext_for(web.request_language(request))
+        errors = FormErrors()
+        errors.add("language", gettext("Choose English, 中文（简体） or Español."))
+        return render(request, "language.html", {"errors": errors, "next": back}, status=400)
+    if user is not None:
+        with gw.transaction() as session:
+            set_language(session=session, account_id=user.account_id, language=language)
+    response = RedirectResponse(back, status_code=303)
+    response.set_cookie(web.LANGUAGE_COOKIE, language, httponly=True, samesite="strict",
+                        secure=gw.settings.environment != "development",
+                        max_age=365 * 24 * 3600, path="/")
+    return response
+
+
+@router.get("/language")
+def read_language(request: Request, user: OptionalPortalUserDep, next: str = "") -> Response:
+    """The language chooser as a page of its own."""
+    return render(request, "language.html", {"next": _safe_next(next, "/portal")})
