@@ -36,6 +36,10 @@ MAX_FRAME_BYTES = 1 << 20
 MAX_CHANNELS = 512
 KIND_DEVICE, KIND_RAW, KIND_FILTERED = 0, 1, 2
 UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "nV": 1e-9}
+MAX_HELLO_BYTES = 65536  # the hello message, UTF-8
+MAX_CHANNEL_NAME = 32  # characters
+MAX_DEVICE_ID = 64  # characters of the optional, ignored ``device_id``
+QUOTE_CHARS = 80  # an error message quotes at most this much of a bad value
 CHANNEL_TYPES = ("eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg", "ecog", "dbs")
 
 
@@ -143,6 +147,25 @@ def decode_samples(frame: bytes, header: FrameHeader) -> np.ndarray:
     return flat.reshape(header.n_samples, header.n_channels).T
 
 
+def quote(value: Any) -> str:
+    """``repr(value)``, cut to ``QUOTE_CHARS`` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS - 1] + "…"
+
+
+def _check_string(value: Any, field: str, *, max_chars: int) -> str:
+    """A non-empty string of at most ``max_chars`` characters, or a ProtocolError."""
+    if isinstance(value, str) and 1 <= len(value) <= max_chars:
+        return value
+    found = (f"a string of {len(value)} characters" if isinstance(value, str)
+             else f"{type(value).__name__} {quote(value)}")
+    if isinstance(value, str) and value:
+        found += f" starting {quote(value[:QUOTE_CHARS])}"
+    msg = (f"Invalid value for '{field}'. It must be a string of 1 to {max_chars} "
+           f"characters, but got {found} instead.")
+    raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO, field=field)
+
+
 def parse_hello(message: Any) -> Hello:
     """Check a device's hello message and return what it declares."""
     def bad(text: str, field: str) -> ProtocolError:
@@ -154,7 +177,7 @@ def parse_hello(message: Any) -> Hello:
     protocol = message.get("protocol")
     if isinstance(protocol, bool) or protocol != PROTOCOL_VERSION:
         msg = (f"Invalid value for the 'protocol' field. Allowed values are "
-               f"{PROTOCOL_VERSION}, but got {protocol!r} instead.")
+               f"{PROTOCOL_VERSION}, but got {quote(protocol)} instead.")
         raise bad(msg, "protocol")
     channels = message.get("channels")
     if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNELS:
@@ -167,16 +190,15 @@ def parse_hello(message: Any) -> Hello:
             msg = f"Invalid value for 'channels[{index}]'. It must be an object."
             raise bad(msg, f"channels[{index}]")
         name, kind, unit = channel.get("name"), channel.get("type"), channel.get("unit", "uV")
-        if not isinstance(name, str) or not name:
-            msg = f"Invalid value for 'channels[{index}].name'. It must be a non-empty string."
-            raise bad(msg, f"channels[{index}].name")
+        _check_string(name, f"channels[{index}].name", max_chars=MAX_CHANNEL_NAME)
         if kind not in CHANNEL_TYPES:
             msg = (f"Invalid value for 'channels[{index}].type'. Allowed values are "
-                   f"{', '.join(repr(t) for t in CHANNEL_TYPES)}, but got {kind!r} instead.")
+                   f"{', '.join(repr(t) for t in CHANNEL_TYPES)}, but got {quote(kind)} "
+                   f"instead.")
             raise bad(msg, f"channels[{index}].type")
         if unit not in UNITS:
             msg = (f"Invalid value for 'channels[{index}].unit'. Allowed values are "
-                   f"{', '.join(repr(u) for u in UNITS)}, but got {unit!r} instead.")
+                   f"{', '.join(repr(u) for u in UNITS)}, but got {quote(unit)} instead.")
             raise bad(msg, f"channels[{index}].unit")
         names.append(name)
         types.append(kind)
@@ -184,9 +206,11 @@ def parse_hello(message: Any) -> Hello:
     rate = message.get("sampling_rate")
     if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 100_000:
         msg = (f"Invalid value for the 'sampling_rate' field. It must be a number of Hz "
-               f"above 0 and at most 100000, but got {rate!r} instead.")
+               f"above 0 and at most 100000, but got {quote(rate)} instead.")
         raise bad(msg, "sampling_rate")
     device_id = message.get("device_id")
+    if isinstance(device_id, str) and len(device_id) > MAX_DEVICE_ID:
+        _check_string(device_id, "device_id", max_chars=MAX_DEVICE_ID)
     return Hello(tuple(names), tuple(types), tuple(units), float(rate),
                  device_id if isinstance(device_id, str) else None)
 
@@ -197,8 +221,12 @@ __all__ = [
     "KIND_DEVICE",
     "KIND_FILTERED",
     "KIND_RAW",
+    "MAX_CHANNEL_NAME",
+    "MAX_DEVICE_ID",
     "MAX_FRAME_BYTES",
+    "MAX_HELLO_BYTES",
     "PROTOCOL_VERSION",
+    "QUOTE_CHARS",
     "UNITS",
     "CloseCode",
     "FrameHeader",
@@ -208,4 +236,5 @@ __all__ = [
     "decode_samples",
     "encode_frame",
     "parse_hello",
+    "quote",
 ]

@@ -19,6 +19,7 @@ from neurogate.devices.protocol import (
     KIND_RAW,
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
+    QUOTE_CHARS,
     UNITS,
     CloseCode,
     FrameHeader,
@@ -198,6 +199,40 @@ def test_parse_hello_accepts_512_channels() -> None:
     assert len(parse_hello(_hello(channels=channels)).channel_names) == 512
 
 
+def test_parse_hello_accepts_names_of_32_characters() -> None:
+    """Channel names of up to 32 characters and device ids of up to 64 pass."""
+    hello = parse_hello(_hello(device_id="d" * 64,
+                               channels=[{"name": "N" * 32, "type": "eeg"}]))
+
+    assert hello.channel_names == ("N" * 32,)
+    assert hello.device_id == "d" * 64
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    pytest.param(_hello(channels=[{"name": "x" * (1 << 20), "type": "eeg"}]),
+                 "channels[0].name", id="1MB-name"),
+    pytest.param(_hello(channels=[{"name": "C3", "type": "t" * (1 << 20)}]),
+                 "channels[0].type", id="1MB-type"),
+    pytest.param(_hello(channels=[{"name": "C3", "type": "eeg", "unit": "u" * (1 << 20)}]),
+                 "channels[0].unit", id="1MB-unit"),
+    pytest.param(_hello(protocol="p" * (1 << 20)), "protocol", id="1MB-protocol"),
+    pytest.param(_hello(sampling_rate=["r" * 1000] * 1000), "sampling_rate", id="1MB-rate"),
+    pytest.param(_hello(device_id="d" * (1 << 20)), "device_id", id="1MB-device-id"),
+])
+def test_parse_hello_quotes_at_most_80_characters_of_a_bad_value(message: Any,
+                                                                 field: str) -> None:
+    """A huge bad value is refused naming its field; the message quotes 80 characters of it
+    at most, so a 1 MB string does not come back in the error."""
+    with pytest.raises(ProtocolError) as info:
+        parse_hello(message)
+
+    assert info.value.field == field
+    assert f"'{field}'" in info.value.message
+    quoted = re.findall(r"([a-z'\[\]]{20,}…?)", info.value.message)
+    assert quoted and max(len(q) for q in quoted) <= QUOTE_CHARS
+    assert len(info.value.message) < 400, info.value.message
+
+
 @pytest.mark.parametrize(("message", "field", "match"), [
     pytest.param([1, 2], "type", r'must be a JSON object with "type": "hello"', id="list"),
     pytest.param("hello", "type", r'must be a JSON object with "type": "hello"', id="string"),
@@ -217,11 +252,19 @@ def test_parse_hello_accepts_512_channels() -> None:
     pytest.param(_hello(channels=[{"name": "C3", "type": "eeg"}, "C4"]), "channels[1]",
                  r"'channels\[1\]'. It must be an object", id="channel-not-object"),
     pytest.param(_hello(channels=[{"type": "eeg"}]), "channels[0].name",
-                 r"'channels\[0\].name'. It must be a non-empty string", id="no-name"),
+                 r"'channels\[0\].name'. It must be a string of 1 to 32 characters, but got "
+                 r"NoneType None instead", id="no-name"),
     pytest.param(_hello(channels=[{"name": "", "type": "eeg"}]), "channels[0].name",
-                 r"non-empty string", id="empty-name"),
+                 r"string of 1 to 32 characters, but got a string of 0 characters instead",
+                 id="empty-name"),
     pytest.param(_hello(channels=[{"name": 3, "type": "eeg"}]), "channels[0].name",
-                 r"non-empty string", id="name-not-string"),
+                 r"string of 1 to 32 characters, but got int 3 instead", id="name-not-string"),
+    pytest.param(_hello(channels=[{"name": "C" * 33, "type": "eeg"}]), "channels[0].name",
+                 r"string of 1 to 32 characters, but got a string of 33 characters starting "
+                 r"'CCC", id="name-33-chars"),
+    pytest.param(_hello(device_id="d" * 65), "device_id",
+                 r"'device_id'. It must be a string of 1 to 64 characters, but got a string of "
+                 r"65 characters", id="device-id-65-chars"),
     pytest.param(_hello(channels=[{"name": "C3", "type": "EEG"}]), "channels[0].type",
                  r"'channels\[0\].type'. Allowed values are 'eeg', 'eog', .*, but got 'EEG'",
                  id="unknown-type"),
