@@ -5,6 +5,7 @@ where an action must be provable, the ledger.
 """
 
 from neurogate.consent.access import Principal
+from neurogate.consent.concerns import answer_concern, file_concern, list_concerns_for
 from neurogate.consent.consents import (
     ask,
     evaluate,
@@ -21,12 +22,15 @@ __all__ = [
     "Decision",
     "Ledger",
     "Principal",
+    "answer_concern",
     "ask",
     "decide",
     "evaluate",
     "expire_due",
     "explain",
+    "file_concern",
     "grant_consent",
+    "list_concerns_for",
     "load_catalog",
     "record_assent",
     "revoke_consent",

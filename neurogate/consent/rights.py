@@ -9,12 +9,14 @@ from sqlmodel import Session, col, delete, select
 
 from neurogate.consent import access
 from neurogate.consent.access import GUARDIAN, SELF, Principal
+from neurogate.consent.concerns import concern_json
 from neurogate.consent.consents import _close, list_consents
 from neurogate.consent.ledger import Ledger
 from neurogate.consent.models import (
     Account,
     AppPseudonym,
     CareRelationship,
+    Concern,
     Consent,
     ConsentEvent,
     GuardianLink,
@@ -60,6 +62,10 @@ def export_subject(*, session: Session, ledger: Ledger, principal: Principal, su
             for e in events
         ],
         "recordings": [],
+        "concerns": [concern_json(c) for c in session.exec(
+            select(Concern).where(Concern.subject_id == subject.id)
+            .order_by(col(Concern.created_at))
+        ).all()],
     }
 
 
@@ -83,7 +89,7 @@ def erase_subject(*, session: Session, ledger: Ledger, principal: Principal, sub
     subject.date_of_birth = None
     subject.erased_at = now
     session.add(subject)
-    for model in (AppPseudonym, GuardianLink, CareRelationship):
+    for model in (AppPseudonym, GuardianLink, CareRelationship, Concern):
         session.exec(delete(model).where(model.subject_id == subject.id))  # type: ignore[call-overload]
     for account in session.exec(select(Account).where(Account.subject_id == subject.id)).all():
         account.disabled = True
