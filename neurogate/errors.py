@@ -7,6 +7,7 @@ Every error NeuroGate raises on purpose derives from one root::
     ├── NotFoundError          unknown object, or one the caller may not see (same thing)
     ├── PermissionDenied       the caller's role may not do this at all
     ├── AuthenticationError    missing, wrong or expired credentials
+    ├── RateLimitedError       too many attempts: wait ``retry_after`` seconds
     ├── ConflictError          the request is valid but clashes with the current state
     ├── ConsentError           consent or policy rules refuse the request
     ├── LedgerError            the ledger failed verification or cannot be appended to
@@ -53,6 +54,16 @@ class AuthenticationError(NeurogateError):
     """Missing, wrong or expired credentials."""
 
     code = "unauthenticated"
+
+
+class RateLimitedError(NeurogateError):
+    """Too many attempts (logins, subscriptions) from one account, address or app."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = max(1, int(retry_after))
 
 
 class ConflictError(NeurogateError):
@@ -105,6 +116,7 @@ __all__ = [
     "NeurogateError",
     "NotFoundError",
     "PermissionDenied",
+    "RateLimitedError",
     "SignalError",
     "StorageError",
     "ValidationError",

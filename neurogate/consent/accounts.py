@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,7 +96,13 @@ def create_account(
 
 
 def authenticate(*, session: Session, username: str, password: str) -> Account | None:
-    """The account if the password is right, else None (same work either way)."""
+    """The account if the password is right, else None (same work either way).
+
+    The username is looked up in its NFKC form. An unknown username is checked against
+    a dummy hash of the current cost, so it costs what a wrong password costs; a
+    disabled account is refused only after its password was checked.
+    """
+    username = unicodedata.normalize("NFKC", username).strip()
     account = session.exec(select(Account).where(Account.username == username)).first()
     stored = account.password_hash if account is not None else _DUMMY_HASH
     try:

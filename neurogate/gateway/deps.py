@@ -35,8 +35,20 @@ def bearer_token(request: HTTPConnection) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+def client_owner_active(owner: App | Device | None) -> bool:
+    """Whether the app or device behind client credentials or an access token may act:
+    it exists and, for an app, is not suspended. Suspension ends every token at once."""
+    if owner is None:
+        return False
+    return not (isinstance(owner, App) and owner.suspended)
+
+
 def principal_for_token(gateway: Gateway, token: str) -> Principal:
-    """Resolve a session token (people) or an access token (apps, devices)."""
+    """Resolve a session token (people) or an access token (apps, devices).
+
+    An access token of an app that was suspended or deleted after it was issued is
+    refused like an invalid one, on every REST route and WebSocket handshake.
+    """
     with gateway.transaction() as session:
         if token.startswith(SESSION_PREFIX):
             account = resolve_session(
@@ -48,7 +60,7 @@ def principal_for_token(gateway: Gateway, token: str) -> Principal:
             )
         claims = gateway.tokens.verify(token)
         owner = session.get(App if claims.kind == "app" else Device, claims.subject)
-        if owner is None:
+        if not client_owner_active(owner):
             msg = "The access token is invalid or expired; request a new one at /oauth/token."
             raise AuthenticationError(msg)
         return Principal(kind=claims.kind, id=claims.subject, role=claims.kind,
@@ -74,6 +86,7 @@ __all__ = [
     "CurrentPrincipal",
     "GatewayDep",
     "bearer_token",
+    "client_owner_active",
     "get_gateway",
     "get_principal",
     "principal_for_token",

@@ -22,6 +22,7 @@ from neurogate.errors import (
     NeurogateError,
     NotFoundError,
     PermissionDenied,
+    RateLimitedError,
     StorageError,
     ValidationError,
 )
@@ -33,6 +34,7 @@ STATUS = {
     NotFoundError: 404,
     PermissionDenied: 403,
     AuthenticationError: 401,
+    RateLimitedError: 429,
     ConflictError: 409,
     ConsentError: 409,
     StorageError: 503,
@@ -59,6 +61,8 @@ async def _neurogate_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, NeurogateError)
     status = _status_of(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse(error_body(exc.code, exc.message, exc.field), status, headers=headers)
 
 

@@ -2,11 +2,20 @@
 
 authlib ships no async FastAPI server, so this module adapts the request and the
 response itself: the form body is read by FastAPI and handed to authlib as its payload.
+
+Unknown and refused look the same: a client id that does not exist, an app that is
+suspended, a device or app that was deleted, a wrong secret and an authentication
+method the client may not use all take the same path (the presented secret is still
+compared, in constant time, against a stored or a dummy digest) and get the same
+answer: 401, ``{"error": "invalid_client", "error_description": CLIENT_REFUSED}`` and
+the same ``WWW-Authenticate`` header.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -16,26 +25,41 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from starlette.responses import Response
 
-from neurogate.consent.accounts import check_client_secret
+from neurogate.consent.accounts import token_digest
 from neurogate.consent.models import App, Device, OAuthClient
+from neurogate.gateway.deps import client_owner_active
 from neurogate.gateway.state import Gateway
+
+CLIENT_REFUSED = (
+    "The client credentials were refused: the client_id and client_secret must belong to "
+    "a registered, active app or device, sent by HTTP Basic or in the form body."
+)
+_REFUSED_HEADERS = [("WWW-Authenticate", 'Basic realm="neurogate", error="invalid_client"')]
+# Compared against when there is no stored secret, so that an unknown client costs what a
+# known one with a wrong secret costs.
+_DUMMY_DIGEST = token_digest(secrets.token_urlsafe(32))
 
 
 class _Client(ClientMixin):
-    """authlib's view of an app's or device's client credentials."""
+    """authlib's view of an app's or device's client credentials.
 
-    def __init__(self, row: OAuthClient, active: bool) -> None:
+    ``row`` is None for a client id that does not exist: it then behaves as a client
+    whose every secret is wrong.
+    """
+
+    def __init__(self, row: OAuthClient | None, active: bool, client_id: str = "") -> None:
         self.row = row
-        self.active = active
+        self.active = active and row is not None
+        self.client_id = row.client_id if row is not None else client_id
 
     def get_client_id(self) -> str:
-        return self.row.client_id
+        return self.client_id
 
     def get_default_redirect_uri(self) -> str | None:
         return None
 
     def get_allowed_scope(self, scope: str | None) -> str:
-        allowed = self.row.scopes.split()
+        allowed = self.row.scopes.split() if self.row is not None and self.active else []
         if not scope:
             return " ".join(allowed)
         return " ".join(s for s in scope.split() if s in allowed)
@@ -44,7 +68,9 @@ class _Client(ClientMixin):
         return False
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return self.active and check_client_secret(self.row, client_secret)
+        stored = self.row.secret_hash if self.row is not None else _DUMMY_DIGEST
+        matches = hmac.compare_digest(stored, token_digest(client_secret))
+        return self.active and matches
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return endpoint == "token" and method in ("client_secret_basic", "client_secret_post")
@@ -100,13 +126,14 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         self.register_grant(_ClientCredentials)
         self.register_token_generator("default", self._generate)
 
-    def query_client(self, client_id: str) -> _Client | None:
+    def query_client(self, client_id: str) -> _Client:
+        """The client, or a stand-in that refuses every secret (never None: see above)."""
         with self.gateway.transaction() as session:
             row = session.get(OAuthClient, client_id)
             if row is None:
-                return None
+                return _Client(None, active=False, client_id=client_id)
             owner = session.get(App if row.kind == "app" else Device, row.owner_id)
-            return _Client(row, active=owner is not None)
+            return _Client(row, active=client_owner_active(owner))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """JWT access tokens are self-contained; nothing to store."""
@@ -115,6 +142,7 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
                   scope: str | None = None, expires_in: int | None = None,
                   include_refresh_token: bool = False) -> dict[str, Any]:
         scopes = client.get_allowed_scope(scope)
+        assert client.row is not None and client.active  # authenticated just now
         return {
             "access_token": self.gateway.tokens.issue(
                 kind=client.row.kind, subject=client.row.owner_id,
@@ -130,7 +158,11 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]
                         ) -> Response:
-        if isinstance(body, dict) and "error" in body:
+        if isinstance(body, dict) and body.get("error") == "invalid_client":
+            # One answer for every refused client, whatever authlib found wrong.
+            status, headers = 401, _REFUSED_HEADERS
+            body = {"error": "invalid_client", "error_description": CLIENT_REFUSED}
+        elif isinstance(body, dict) and "error" in body:
             body = {
                 "error": body["error"],
                 "error_description": body.get("error_description", ""),
@@ -155,4 +187,4 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         return self.create_token_response(request)  # type: ignore[no-any-return]
 
 
-__all__ = ["TokenServer"]
+__all__ = ["CLIENT_REFUSED", "TokenServer"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 
+from neurogate.consent.models import LedgerLeaf
 from neurogate.consent.receipts import verify_receipt
+from neurogate.gateway.app import flush_abuse
 from neurogate.gateway.state import Gateway
 from tests.gateway.conftest import Clinic, notice
 
@@ -167,17 +170,24 @@ def test_api_app_sees_only_pseudonyms_and_denials_are_logged(clinic: Clinic) -> 
     assert '"action":"decision.deny"' in leaf["leaf"]
 
 
-def test_api_login_failure_is_logged_without_the_username(clinic: Clinic) -> None:
-    """A wrong password answers 401 like an unknown user, and leaves a leaf with no name."""
+def test_api_login_failure_is_logged_without_the_username(clinic: Clinic,
+                                                          gateway: Gateway) -> None:
+    """A wrong password answers 401 like an unknown user; the failures reach the ledger
+    as aggregated leaves with no name in them."""
+    size = int(clinic.client.get("/v1/ledger/checkpoint").text.splitlines()[1])
     wrong = clinic.client.post("/v1/auth/login", json={"username": "guard1", "password": "x"})
     unknown = clinic.client.post("/v1/auth/login", json={"username": "nobody", "password": "x"})
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json() == unknown.json() == {"error": {
         "code": "unauthenticated", "message": "The username or password is wrong."}}
-    size = int(clinic.client.get("/v1/ledger/checkpoint").text.splitlines()[1])
-    leaves = [clinic.client.get("/v1/ledger/inclusion", params={"index": i}).json()["leaf"]
-              for i in (size - 2, size - 1)]
-    assert all('"action":"auth.login_failed"' in leaf for leaf in leaves)
+    assert int(clinic.client.get("/v1/ledger/checkpoint").text.splitlines()[1]) == size
+    assert flush_abuse(gateway, everything=True) == 2
+    with gateway.transaction() as session:
+        leaves = [bytes(leaf.entry).decode() for leaf in session.exec(
+            select(LedgerLeaf).where(LedgerLeaf.seq >= size)).all()]
+    assert len(leaves) == 2
+    assert all('"action":"abuse.aggregate"' in leaf for leaf in leaves)
+    assert all('"kind":"auth.login_failed"' in leaf for leaf in leaves)
     assert all("guard1" not in leaf and "nobody" not in leaf for leaf in leaves)
 
 

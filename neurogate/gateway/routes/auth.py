@@ -6,32 +6,30 @@ from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
 from neurogate.consent.access import require_role
-from neurogate.consent.accounts import authenticate, close_session, create_account, find_account
+from neurogate.consent.accounts import close_session, create_account
 from neurogate.consent.accounts import open_session as start_session
 from neurogate.consent.models import Account
 from neurogate.consent.schemas import AccountCreate, AccountPublic, LoginRequest, LoginResponse
-from neurogate.errors import AuthenticationError
 from neurogate.gateway.deps import SESSION_COOKIE, CurrentPrincipal, GatewayDep, bearer_token
+from neurogate.gateway.login import attempt_login
 
 router = APIRouter(prefix="/v1", tags=["auth"])
 
 
-@router.post("/auth/login")
-def login(body: LoginRequest, gw: GatewayDep, response: Response) -> LoginResponse:
+@router.post("/auth/login", responses={
+    401: {"description": "The username or password is wrong (the same for every cause)."},
+    429: {"description": "Too many failed logins for the account or from the address; "
+                         "see Retry-After."},
+})
+def login(body: LoginRequest, gw: GatewayDep, request: Request,
+          response: Response) -> LoginResponse:
     """Log in with a username and password; returns a session token."""
+    account = attempt_login(
+        gw, username=body.username, password=body.password,
+        client_address=request.client.host if request.client is not None else None,
+    )
     with gw.transaction() as session:
-        account = authenticate(session=session, username=body.username, password=body.password)
-        if account is not None:
-            token = start_session(session=session, account=account)
-    if account is None:
-        with gw.transaction() as session:
-            known = find_account(session=session, username=body.username)
-            gw.ledger.append(
-                session, action="auth.login_failed",
-                account=known.pseudonym if known is not None else None,
-            )
-        msg = "The username or password is wrong."
-        raise AuthenticationError(msg)
+        token = start_session(session=session, account=account)
     response.set_cookie(
         SESSION_COOKIE, token, httponly=True, samesite="strict",
         secure=gw.settings.environment == "production",
