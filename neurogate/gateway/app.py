@@ -19,7 +19,7 @@ from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import egress, errors, portal, security
+from neurogate.gateway import docs_ui, egress, errors, portal, security
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -130,10 +130,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             "Errors come as {\"error\": {\"code\", \"message\"}}."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by docs_ui from the package, not from a CDN
+        redoc_url=None,
     )
     app.state.gateway = gateway
     errors.install(app)
     security.install(app, gateway.settings)
+    docs_ui.install(app, gateway.settings)
     for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger,
                    streams):
         app.include_router(module.router)
