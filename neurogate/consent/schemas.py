@@ -2,18 +2,53 @@
 
 Families follow one pattern: ``XCreate`` (what a caller sends), ``XUpdate`` (a partial
 change), ``XPublic`` (what a caller gets back).
+
+Request models are strict: a boolean is ``true`` or ``false`` (never ``"yes"``), a number
+is a JSON number (never ``"3"``), unknown fields are refused, and every string and list
+has a documented maximum (the ``MAX_*`` constants below; OpenAPI shows them as
+``maxLength`` and ``maxItems``, the README lists them). Dates and times come as ISO 8601
+strings. Identifiers people type (usernames, serials, ids, pseudonyms) pass through one
+normaliser, :func:`neurogate.consent.identifiers.normalise_identifier`, at registration
+and at login alike. In an update a field may be left out, but not sent as ``null``
+(except ``display_name``, which ``null`` clears).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    MISSING,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+)
+
+from neurogate.consent.identifiers import normalise_identifier
+
+# Documented maximums. Lengths count characters after surrounding spaces are stripped.
+MAX_NAME = 200  # display names, app names
+MAX_USERNAME = 64  # a new account's username
+MAX_LOGIN_USERNAME = 200  # a username looked up (accounts made before the 64 limit)
+MAX_PASSWORD = 1000
+MAX_ID = 64  # object ids, purpose ids, pseudonyms
+MAX_JURISDICTION = 16
+MAX_MODEL = 100
+MAX_SERIAL = 100
+MAX_CHANNEL_NAME = 32
+MAX_CHANNELS = 512
+MAX_PURPOSES = 20
+MAX_REASON = 1000
+MAX_NOTICE_VERSION = 1_000_000
 
 Language = Literal["en", "zh-Hans", "es"]
 Capacity = Literal["full", "lacking"]
-Role = Literal["subject", "guardian", "clinician", "admin", "vendor", "app_owner"]
+Role = Literal["subject", "guardian", "clinician", "admin", "vendor", "app_owner", "auditor"]
 GrantCapacity = Literal["self", "guardian", "legal_representative"]
 Relationship = Literal["parent", "legal_guardian", "legal_representative"]
 CriaStatus = Literal["none", "submitted", "approved"]
@@ -21,10 +56,49 @@ NoticeVariant = Literal["plain", "child"]
 Product = Literal[
     "raw", "filtered", "band_power", "focus_index", "relaxation_index", "signal_quality"
 ]
+PRODUCT_COUNT = 6
+
+
+def _normalised(max_length: int) -> AfterValidator:
+    """The one identifier check, naming the field it guards."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        return normalise_identifier(value, field=info.field_name or "value",
+                                    max_length=max_length)
+
+    return AfterValidator(check)
+
+
+def _iso_only(value: Any) -> Any:
+    # A strict model would refuse a date string, a lax one a number of seconds:
+    # take ISO 8601 text (or a date object from Python code) only.
+    if isinstance(value, str | date):
+        return value
+    msg = f"It must be an ISO 8601 date or date-time string, but got {type(value).__name__}."
+    raise ValueError(msg)
+
+
+IsoDate = Annotated[date, Field(strict=False), BeforeValidator(_iso_only)]
+IsoDateTime = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_only)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=MAX_PASSWORD)]
+Username = Annotated[str, StringConstraints(min_length=3, max_length=MAX_USERNAME),
+                     _normalised(MAX_USERNAME)]
+LoginUsername = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LOGIN_USERNAME),
+                          _normalised(MAX_LOGIN_USERNAME)]
+ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID),
+                     _normalised(MAX_ID)]
+PurposeId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID)]
+Serial = Annotated[str, StringConstraints(min_length=1, max_length=MAX_SERIAL),
+                   _normalised(MAX_SERIAL)]
+ChannelName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CHANNEL_NAME),
+                        _normalised(MAX_CHANNEL_NAME)]
+Jurisdiction = Annotated[str, StringConstraints(min_length=1, max_length=MAX_JURISDICTION)]
+NoticeVersion = Annotated[int, Field(ge=1, le=MAX_NOTICE_VERSION)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class _Out(BaseModel):
@@ -33,8 +107,9 @@ class _Out(BaseModel):
 
 # -- accounts and sessions ---------------------------------------------------------
 class LoginRequest(_Strict):
-    username: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1000)
+    # Normalised as at registration, so that what a keyboard produced finds the account.
+    username: LoginUsername
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD)
 
 
 class LoginResponse(BaseModel):
@@ -47,14 +122,14 @@ class LoginResponse(BaseModel):
 
 
 class AccountCreate(_Strict):
-    username: str = Field(min_length=3, max_length=200)
-    password: str = Field(min_length=10, max_length=1000)
+    username: Username
+    password: Password
     role: Role
 
 
 class SubjectAccountCreate(_Strict):
-    username: str = Field(min_length=3, max_length=200)
-    password: str = Field(min_length=10, max_length=1000)
+    username: Username
+    password: Password
 
 
 class AccountPublic(_Out):
@@ -66,19 +141,19 @@ class AccountPublic(_Out):
 
 # -- subjects ----------------------------------------------------------------------
 class SubjectCreate(_Strict):
-    display_name: str | None = Field(default=None, max_length=200)
-    date_of_birth: date
-    jurisdiction: str = Field(default="CRC", max_length=16)
+    display_name: Name | None = None
+    date_of_birth: IsoDate
+    jurisdiction: Jurisdiction = "CRC"
     preferred_language: Language = "en"
     capacity: Capacity = "full"
 
 
 class SubjectUpdate(_Strict):
-    display_name: str | None = Field(default=None, max_length=200)
-    date_of_birth: date | None = None
-    jurisdiction: str | None = Field(default=None, max_length=16)
-    preferred_language: Language | None = None
-    capacity: Capacity | None = None
+    display_name: Name | None | MISSING = MISSING
+    date_of_birth: IsoDate | MISSING = MISSING
+    jurisdiction: Jurisdiction | MISSING = MISSING
+    preferred_language: Language | MISSING = MISSING
+    capacity: Capacity | MISSING = MISSING
 
 
 class SubjectPublic(_Out):
@@ -95,7 +170,7 @@ class SubjectPublic(_Out):
 
 
 class GuardianLinkCreate(_Strict):
-    guardian_username: str = Field(min_length=3, max_length=200)
+    guardian_username: LoginUsername
     relationship: Relationship = "parent"
 
 
@@ -109,8 +184,8 @@ class GuardianLinkPublic(_Out):
 
 
 class CareRelationshipCreate(_Strict):
-    clinician_username: str = Field(min_length=3, max_length=200)
-    subject_id: str = Field(min_length=1, max_length=64)
+    clinician_username: LoginUsername
+    subject_id: ObjectId
 
 
 class CareRelationshipPublic(_Out):
@@ -122,16 +197,17 @@ class CareRelationshipPublic(_Out):
 
 # -- apps and devices --------------------------------------------------------------
 class AppCreate(_Strict):
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     commercial: bool
-    declared_purposes: list[str] = Field(min_length=1, max_length=20)
+    declared_purposes: list[PurposeId] = Field(min_length=1, max_length=MAX_PURPOSES)
 
 
 class AppUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    declared_purposes: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    cria_status: CriaStatus | None = None
-    suspended: bool | None = None
+    name: Name | MISSING = MISSING
+    declared_purposes: Annotated[list[PurposeId], Field(min_length=1, max_length=MAX_PURPOSES)
+                                 ] | MISSING = MISSING
+    cria_status: CriaStatus | MISSING = MISSING
+    suspended: bool | MISSING = MISSING
 
 
 class AppPublic(_Out):
@@ -158,16 +234,16 @@ ChannelType = Literal["eeg", "eog", "ecg", "emg", "misc", "stim", "resp", "seeg"
 
 
 class DeviceCreate(_Strict):
-    model: str = Field(min_length=1, max_length=200)
-    serial: str = Field(min_length=1, max_length=200)
-    channel_names: list[str] = Field(min_length=1, max_length=512)
-    channel_types: list[ChannelType] = Field(min_length=1, max_length=512)
+    model: str = Field(min_length=1, max_length=MAX_MODEL)
+    serial: Serial
+    channel_names: list[ChannelName] = Field(min_length=1, max_length=MAX_CHANNELS)
+    channel_types: list[ChannelType] = Field(min_length=1, max_length=MAX_CHANNELS)
     # The streaming pipeline needs at least 64 Hz (a 1-40 Hz band and a notch).
-    sampling_rate: float = Field(ge=64, le=100_000)
+    sampling_rate: float = Field(ge=64, le=100_000, allow_inf_nan=False)
 
 
 class PairingCreate(_Strict):
-    subject_id: str = Field(min_length=1, max_length=64)
+    subject_id: ObjectId
 
 
 class DevicePublic(_Out):
@@ -189,27 +265,27 @@ class DeviceCreated(BaseModel):
 class NoticeShown(_Strict):
     """The exact notice the person read before consenting."""
 
-    version: int = Field(ge=1)
+    version: NoticeVersion
     language: Language
     variant: NoticeVariant = "plain"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class ConsentCreate(_Strict):
-    subject_id: str = Field(min_length=1, max_length=64)
-    app_id: str = Field(min_length=1, max_length=64)
-    purpose_id: str = Field(min_length=1, max_length=64)
-    products: list[Product] | None = Field(default=None, min_length=1)
+    subject_id: ObjectId
+    app_id: ObjectId
+    purpose_id: PurposeId
+    products: list[Product] | None = Field(default=None, min_length=1, max_length=PRODUCT_COUNT)
     notice: NoticeShown
-    valid_until: datetime | None = None
+    valid_until: IsoDateTime | None = None
     # Only when a clinician records a consent given in person:
     capacity: GrantCapacity | None = None
-    guardian_account_id: str | None = None
+    guardian_account_id: ObjectId | None = None
     assent: Literal["given", "dissent"] | None = None
 
 
 class ConnectionCreate(_Strict):
-    app_id: str = Field(min_length=1, max_length=64)
+    app_id: ObjectId
 
 
 class AssentRecord(_Strict):
@@ -217,7 +293,7 @@ class AssentRecord(_Strict):
 
 
 class RevokeRequest(_Strict):
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
 
 
 class ConsentPublic(_Out):
@@ -270,9 +346,9 @@ class ConsentEventPublic(_Out):
 
 # -- decisions ---------------------------------------------------------------------
 class DecisionRequest(_Strict):
-    app_id: str = Field(min_length=1, max_length=64)
-    subject: str = Field(min_length=1, max_length=64)
-    purpose_id: str = Field(min_length=1, max_length=64)
+    app_id: ObjectId
+    subject: ObjectId  # a subject id, or the calling app's pseudonym of the subject
+    purpose_id: PurposeId
     product: Product
     language: Language = "en"
 
@@ -312,7 +388,21 @@ __all__ = [
     "GuardianLinkPublic",
     "LoginRequest",
     "LoginResponse",
+    "MAX_CHANNELS",
+    "MAX_CHANNEL_NAME",
+    "MAX_ID",
+    "MAX_JURISDICTION",
+    "MAX_LOGIN_USERNAME",
+    "MAX_MODEL",
+    "MAX_NAME",
+    "MAX_NOTICE_VERSION",
+    "MAX_PASSWORD",
+    "MAX_PURPOSES",
+    "MAX_REASON",
+    "MAX_SERIAL",
+    "MAX_USERNAME",
     "NoticeShown",
+    "PRODUCT_COUNT",
     "PairingCreate",
     "RevokeRequest",
     "SubjectAccountCreate",

@@ -7,8 +7,9 @@ from fastapi import APIRouter
 from neurogate.consent import access, registry
 from neurogate.consent.schemas import AppCreate, AppCreated, AppPublic, AppUpdate, ClientCredentials
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
-router = APIRouter(prefix="/v1/apps", tags=["apps"])
+router = APIRouter(prefix="/v1/apps", tags=["apps"], dependencies=[STRICT_QUERY])
 
 
 @router.get("")
@@ -33,14 +34,14 @@ def create_app(body: AppCreate, gw: GatewayDep, principal: CurrentPrincipal) -> 
 
 
 @router.get("/{app_id}")
-def read_app(app_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> AppPublic:
+def read_app(app_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal) -> AppPublic:
     """Read one app's public facts."""
     with gw.transaction() as session:
         return AppPublic.model_validate(access.get_app(session, principal, app_id))
 
 
 @router.patch("/{app_id}")
-def update_app(app_id: str, body: AppUpdate, gw: GatewayDep,
+def update_app(app_id: IdPath, body: AppUpdate, gw: GatewayDep,
                principal: CurrentPrincipal) -> AppPublic:
     """Change an app (its owner; administrators approve impact assessments and suspend)."""
     with gw.transaction() as session:

@@ -7,8 +7,10 @@ from fastapi import APIRouter, Response
 from neurogate.consent import registry
 from neurogate.consent.schemas import CareRelationshipCreate, CareRelationshipPublic
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
-router = APIRouter(prefix="/v1/care-relationships", tags=["care relationships"])
+router = APIRouter(prefix="/v1/care-relationships", tags=["care relationships"],
+                   dependencies=[STRICT_QUERY])
 
 
 @router.get("")
@@ -32,7 +34,7 @@ def create_care_relationship(body: CareRelationshipCreate, gw: GatewayDep,
 
 
 @router.delete("/{care_id}", status_code=204)
-def delete_care_relationship(care_id: str, gw: GatewayDep,
+def delete_care_relationship(care_id: IdPath, gw: GatewayDep,
                              principal: CurrentPrincipal) -> Response:
     """End a care relationship (administrators)."""
     with gw.transaction() as session:

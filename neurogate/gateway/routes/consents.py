@@ -20,8 +20,9 @@ from neurogate.consent.schemas import (
 )
 from neurogate.errors import ConflictError
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
-router = APIRouter(prefix="/v1/consents", tags=["consents"])
+router = APIRouter(prefix="/v1/consents", tags=["consents"], dependencies=[STRICT_QUERY])
 
 
 def _for_app(session: Any, consent: Consent) -> AppConsentView:
@@ -60,7 +61,7 @@ def create_consent(body: ConsentCreate, gw: GatewayDep,
 
 
 @router.get("/{consent_id}")
-def read_consent(consent_id: str, gw: GatewayDep,
+def read_consent(consent_id: IdPath, gw: GatewayDep,
                  principal: CurrentPrincipal) -> ConsentPublic | AppConsentView:
     """Read one consent."""
     with gw.transaction() as session:
@@ -71,7 +72,7 @@ def read_consent(consent_id: str, gw: GatewayDep,
 
 
 @router.post("/{consent_id}/assent")
-def record_assent(consent_id: str, body: AssentRecord, gw: GatewayDep,
+def record_assent(consent_id: IdPath, body: AssentRecord, gw: GatewayDep,
                   principal: CurrentPrincipal) -> ConsentPublic:
     """Record a child's own assent or dissent (the child, or a clinician in care)."""
     with gw.transaction() as session:
@@ -83,7 +84,7 @@ def record_assent(consent_id: str, body: AssentRecord, gw: GatewayDep,
 
 
 @router.post("/{consent_id}/revoke")
-def revoke_consent(consent_id: str, gw: GatewayDep, principal: CurrentPrincipal,
+def revoke_consent(consent_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal,
                    body: RevokeRequest | None = None) -> ConsentWithReceipt:
     """Revoke a consent in one call; it is on disk before this answers."""
     with gw.transaction() as session:
@@ -95,7 +96,7 @@ def revoke_consent(consent_id: str, gw: GatewayDep, principal: CurrentPrincipal,
 
 
 @router.get("/{consent_id}/history")
-def read_consent_history(consent_id: str, gw: GatewayDep,
+def read_consent_history(consent_id: IdPath, gw: GatewayDep,
                          principal: CurrentPrincipal) -> list[ConsentEventPublic]:
     """Every recorded change of a consent, oldest first."""
     with gw.transaction() as session:
@@ -104,7 +105,7 @@ def read_consent_history(consent_id: str, gw: GatewayDep,
 
 
 @router.get("/{consent_id}/receipt")
-def read_consent_receipt(consent_id: str, gw: GatewayDep,
+def read_consent_receipt(consent_id: IdPath, gw: GatewayDep,
                          principal: CurrentPrincipal) -> dict[str, Any]:
     """A fresh receipt of the consent's latest change, proven against the newest checkpoint."""
     with gw.transaction() as session:
@@ -116,11 +117,11 @@ def read_consent_receipt(consent_id: str, gw: GatewayDep,
         return gw.ledger.receipt_for(session, max(indexed))
 
 
-connections = APIRouter(prefix="/v1", tags=["connections"])
+connections = APIRouter(prefix="/v1", tags=["connections"], dependencies=[STRICT_QUERY])
 
 
 @connections.post("/subjects/{subject_id}/connections", status_code=201)
-def create_connection(subject_id: str, body: ConnectionCreate, gw: GatewayDep,
+def create_connection(subject_id: IdPath, body: ConnectionCreate, gw: GatewayDep,
                       principal: CurrentPrincipal) -> dict[str, str]:
     """Introduce a subject to an app; the app gets only its own pseudonym of them."""
     with gw.transaction() as session:

@@ -8,8 +8,9 @@ from neurogate.consent import consents
 from neurogate.consent.policy import explain
 from neurogate.consent.schemas import DecisionPublic, DecisionRequest
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY
 
-router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"], dependencies=[STRICT_QUERY])
 
 
 @router.post("")

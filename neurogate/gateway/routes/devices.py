@@ -14,8 +14,9 @@ from neurogate.consent.schemas import (
     PairingCreate,
 )
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
-router = APIRouter(prefix="/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/v1/devices", tags=["devices"], dependencies=[STRICT_QUERY])
 
 
 def _public(device: Device) -> DevicePublic:
@@ -46,14 +47,14 @@ def create_device(body: DeviceCreate, gw: GatewayDep,
 
 
 @router.get("/{device_id}")
-def read_device(device_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> DevicePublic:
+def read_device(device_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal) -> DevicePublic:
     """Read one device registration."""
     with gw.transaction() as session:
         return _public(access.get_device(session, principal, device_id))
 
 
 @router.post("/{device_id}/pairing")
-def pair_device(device_id: str, body: PairingCreate, gw: GatewayDep,
+def pair_device(device_id: IdPath, body: PairingCreate, gw: GatewayDep,
                 principal: CurrentPrincipal) -> DevicePublic:
     """Pair a device with a subject (the subject, or a clinician in care)."""
     with gw.transaction() as session:
@@ -63,7 +64,7 @@ def pair_device(device_id: str, body: PairingCreate, gw: GatewayDep,
 
 
 @router.delete("/{device_id}/pairing")
-def unpair_device(device_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> DevicePublic:
+def unpair_device(device_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal) -> DevicePublic:
     """Unpair a device; its live stream ends."""
     with gw.transaction() as session:
         device = registry.unpair_device(session=session, ledger=gw.ledger, principal=principal,

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from neurogate.consent.purposes import LANGUAGES, VARIANTS, Purpose, load_catalog
+from neurogate.gateway.routes._params import STRICT_QUERY
 
-router = APIRouter(prefix="/v1/purposes", tags=["purposes"])
+router = APIRouter(prefix="/v1/purposes", tags=["purposes"], dependencies=[STRICT_QUERY])
 
 
 def purpose_public(purpose: Purpose) -> dict[str, Any]:

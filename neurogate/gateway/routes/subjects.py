@@ -17,8 +17,9 @@ from neurogate.consent.schemas import (
     SubjectUpdate,
 )
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
-router = APIRouter(prefix="/v1/subjects", tags=["subjects"])
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"], dependencies=[STRICT_QUERY])
 
 
 @router.get("")
@@ -39,14 +40,14 @@ def create_subject(body: SubjectCreate, gw: GatewayDep,
 
 
 @router.get("/{subject_id}")
-def read_subject(subject_id: str, gw: GatewayDep, principal: CurrentPrincipal) -> SubjectPublic:
+def read_subject(subject_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal) -> SubjectPublic:
     """Read one subject."""
     with gw.transaction() as session:
         return registry.subject_public(access.get_subject(session, principal, subject_id))
 
 
 @router.patch("/{subject_id}")
-def update_subject(subject_id: str, body: SubjectUpdate, gw: GatewayDep,
+def update_subject(subject_id: IdPath, body: SubjectUpdate, gw: GatewayDep,
                    principal: CurrentPrincipal) -> SubjectPublic:
     """Correct a patient's record (clinician in care)."""
     with gw.transaction() as session:
@@ -57,7 +58,7 @@ def update_subject(subject_id: str, body: SubjectUpdate, gw: GatewayDep,
 
 
 @router.post("/{subject_id}/account", status_code=201)
-def create_subject_account(subject_id: str, body: SubjectAccountCreate, gw: GatewayDep,
+def create_subject_account(subject_id: IdPath, body: SubjectAccountCreate, gw: GatewayDep,
                            principal: CurrentPrincipal) -> AccountPublic:
     """Give a patient their own login (clinician in care)."""
     with gw.transaction() as session:
@@ -69,7 +70,7 @@ def create_subject_account(subject_id: str, body: SubjectAccountCreate, gw: Gate
 
 
 @router.get("/{subject_id}/guardians")
-def read_guardians(subject_id: str, gw: GatewayDep,
+def read_guardians(subject_id: IdPath, gw: GatewayDep,
                    principal: CurrentPrincipal) -> list[GuardianLinkPublic]:
     """List a subject's verified guardians."""
     with gw.transaction() as session:
@@ -79,7 +80,7 @@ def read_guardians(subject_id: str, gw: GatewayDep,
 
 
 @router.post("/{subject_id}/guardians", status_code=201)
-def create_guardian_link(subject_id: str, body: GuardianLinkCreate, gw: GatewayDep,
+def create_guardian_link(subject_id: IdPath, body: GuardianLinkCreate, gw: GatewayDep,
                          principal: CurrentPrincipal) -> GuardianLinkPublic:
     """Link and verify a guardian of a patient (clinician in care)."""
     with gw.transaction() as session:
@@ -90,7 +91,7 @@ def create_guardian_link(subject_id: str, body: GuardianLinkCreate, gw: GatewayD
 
 
 @router.get("/{subject_id}/export")
-def export_subject(subject_id: str, gw: GatewayDep,
+def export_subject(subject_id: IdPath, gw: GatewayDep,
                    principal: CurrentPrincipal) -> dict[str, Any]:
     """Download everything held about a subject."""
     with gw.transaction() as session:
@@ -100,7 +101,7 @@ def export_subject(subject_id: str, gw: GatewayDep,
 
 
 @router.post("/{subject_id}/erasure")
-def erase_subject(subject_id: str, gw: GatewayDep,
+def erase_subject(subject_id: IdPath, gw: GatewayDep,
                   principal: CurrentPrincipal) -> dict[str, Any]:
     """Erase a subject: every consent revoked, personal data deleted (subject or guardian)."""
     with gw.transaction() as session:
