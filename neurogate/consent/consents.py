@@ -323,12 +323,14 @@ def grant_consent(
         actor_role=principal.role,
         notice_sha256=notice.sha256,
         record_sha256=record_digest(consent),
+        concerns=subject.id,
     )
     _event(session, consent, "grant", principal.id, appended)
     if request.assent:
         assent_leaf = ledger.append(
             session, action=f"consent.{'assent' if request.assent == 'given' else 'dissent'}",
             at=now, subject=subject.pseudonym, consent=consent.id, actor_role=principal.role,
+            concerns=subject.id,
         )
         _event(session, consent, request.assent, principal.id, assent_leaf)
     return consent, ledger.receipt(session, appended)
@@ -366,6 +368,7 @@ def _close(session: Session, ledger: Ledger, consent: Consent, principal: Princi
         session, action=action, at=now, subject=subject.pseudonym, app=consent.app_id,
         purpose=consent.purpose_id, consent=consent.id,
         actor_role=principal.role if principal else "system", reason_code=reason_code,
+        concerns=subject.id,
     )
     _event(session, consent, status if status == "revoked" else "expire",
            principal.id if principal else None, appended, detail=reason or reason_code)
@@ -415,6 +418,7 @@ def record_assent(
     appended = ledger.append(
         session, action=f"consent.{'assent' if assent == 'given' else 'dissent'}", at=now,
         subject=subject.pseudonym, consent=consent.id, actor_role=principal.role,
+        concerns=subject.id,
     )
     _event(session, consent, assent, principal.id, appended)
     return consent
@@ -520,6 +524,7 @@ def ask(*, session: Session, ledger: Ledger, principal: Principal, app_id: str, 
         ledger.append(
             session, action="decision.deny", at=now, subject=target.pseudonym, app=app.id,
             purpose=purpose_id, product=product, reasons=list(decision.reasons),
+            concerns=target.id,
         )
     return decision
 

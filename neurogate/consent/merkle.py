@@ -11,6 +11,20 @@ leaves at all: it follows RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step.
 
 Proofs list hashes bottom-up, exactly as RFC 9162 and transparency-dev/merkle do.
 
+A leaf of the ledger is not the entry itself but a commitment to it:
+``commitment = HMAC-SHA256(key=salt, msg=entry)`` with a fresh random 32-byte ``salt``
+per entry, and the leaf hash is the RFC 6962 leaf hash of that commitment,
+``SHA-256(0x00 || commitment)`` (``salted_leaf_hash``). Without the salt the leaf
+says nothing about the entry, not even to someone who can guess every field of it
+(HMAC under a random key is a pseudorandom function); with the salt anyone can check
+that the entry is the one committed (SHA-256 is collision resistant, so no other
+entry opens the same leaf). The salt is kept beside the entry, never in the tree.
+
+``Frontier`` is the compact range of a log: the roots of the perfect subtrees that
+make up its leaves, one per binary digit of the size. Appending a leaf merges at most
+``log2(n)`` of them and the root folds them in ``log2(n)`` hashes, so a log that keeps
+its frontier appends and signs in O(log n), whatever its size.
+
 ``root``, ``inclusion_proof`` and ``consistency_proof`` accept an optional ``cache``:
 a dict the caller keeps for *one* log. It remembers the hashes of complete subtrees at
 least ``CACHE_MIN_WIDTH`` leaves wide. Complete subtrees of an append-only log never
@@ -60,6 +74,27 @@ def canonical_json(obj: Any) -> bytes:
 def leaf_hash(entry: bytes) -> bytes:
     """Return the RFC 6962 leaf hash ``SHA-256(0x00 || entry)``."""
     return sha256(_LEAF_PREFIX + entry).digest()
+
+
+SALT_SIZE = 32
+"""Size in bytes of the random salt that hides each ledger entry."""
+
+
+def entry_commitment(salt: bytes, entry: bytes) -> bytes:
+    """Return the commitment ``HMAC-SHA256(key=salt, msg=entry)`` to a ledger entry."""
+    if not isinstance(salt, bytes) or len(salt) != SALT_SIZE:
+        msg = (
+            f"Invalid value for the 'salt' parameter. It must be {SALT_SIZE} random bytes, "
+            f"but got {type(salt).__name__} of length {len(salt) if isinstance(salt, bytes) else 0}"
+            " instead."
+        )
+        raise ValidationError(msg, field="salt")
+    return hmac.new(salt, entry, sha256).digest()
+
+
+def salted_leaf_hash(salt: bytes, entry: bytes) -> bytes:
+    """Return the leaf hash of a salted entry: ``leaf_hash(entry_commitment(salt, entry))``."""
+    return leaf_hash(entry_commitment(salt, entry))
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -222,6 +257,59 @@ def verify_consistency(
     )
 
 
+class Frontier:
+    """The compact range of a log: its size and the roots of its perfect subtrees.
+
+    ``nodes`` hold the subtree roots widest first; their widths are the binary digits
+    of ``size``. ``append`` and ``root`` cost O(log n) hashes.
+    """
+
+    __slots__ = ("nodes", "size")
+
+    def __init__(self, size: int = 0, nodes: Sequence[bytes] = ()) -> None:
+        if not _is_count(size) or len(nodes) != size.bit_count():
+            msg = (
+                f"A frontier of {size!r} leaves needs one subtree root per binary digit "
+                f"of its size, but got {len(nodes)} roots."
+            )
+            raise ValidationError(msg, field="nodes")
+        self.size = size
+        self.nodes = list(nodes)
+
+    @classmethod
+    def of(cls, hashes: Sequence[bytes]) -> Frontier:
+        """Build the frontier of the log of ``hashes`` (O(n) once)."""
+        frontier = cls()
+        for value in hashes:
+            frontier.append(value)
+        return frontier
+
+    def append(self, leaf: bytes) -> None:
+        """Add one leaf hash, merging the equal-width subtrees it completes."""
+        node, size = leaf, self.size
+        while size & 1:  # each trailing 1 bit is a subtree of the new leaf's width
+            node = node_hash(self.nodes.pop(), node)
+            size >>= 1
+        self.nodes.append(node)
+        self.size += 1
+
+    def root(self) -> bytes:
+        """Return the Merkle tree hash of the log (folding the subtrees from the right)."""
+        if not self.nodes:
+            return EMPTY_ROOT
+        result = self.nodes[-1]
+        for node in reversed(self.nodes[:-1]):
+            result = node_hash(node, result)
+        return result
+
+    def copy(self) -> Frontier:
+        """Return an independent copy (O(log n))."""
+        return Frontier(self.size, self.nodes)
+
+    def __repr__(self) -> str:
+        return f"Frontier(size={self.size}, root={self.root().hex()[:16]}...)"
+
+
 def _split(n: int) -> int:
     """Return the largest power of two strictly below ``n`` (``n`` >= 2)."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -306,13 +394,17 @@ __all__ = [
     "CACHE_MIN_WIDTH",
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "SALT_SIZE",
+    "Frontier",
     "SubtreeCache",
     "canonical_json",
     "consistency_proof",
+    "entry_commitment",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root",
+    "salted_leaf_hash",
     "verify_consistency",
     "verify_inclusion",
 ]

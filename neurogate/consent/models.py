@@ -13,7 +13,7 @@ from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
-ROLES = ("subject", "guardian", "clinician", "admin", "vendor", "app_owner")
+ROLES = ("subject", "guardian", "clinician", "admin", "vendor", "app_owner", "auditor")
 CAPACITIES = ("full", "lacking")
 CRIA_STATUSES = ("none", "submitted", "approved")
 GRANT_CAPACITIES = ("self", "guardian", "legal_representative")
@@ -268,19 +268,34 @@ class Concern(SQLModel, table=True):
 
 
 class LedgerLeaf(SQLModel, table=True):
-    """One append-only ledger entry (canonical JSON) and its RFC 6962 leaf hash."""
+    """One ledger leaf: its public RFC 6962 leaf hash, and beside it (never public) the
+    entry (canonical JSON), the secret salt that opens the leaf's commitment to it, and
+    the internal id of the subject it concerns. Erasure clears ``entry`` and ``salt``:
+    the leaf stays in the tree, opaque."""
 
     __tablename__ = "ledger_leaves"
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    entry: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    entry: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    subject_id: str | None = Field(default=None, index=True)
 
 
 class LedgerCheckpoint(SQLModel, table=True):
     """A signed checkpoint (C2SP tlog-checkpoint note) of the ledger at some size."""
 
     __tablename__ = "ledger_checkpoints"
+
+    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    note: str
+    created_at: datetime = _ts()
+
+
+class LedgerV1Checkpoint(SQLModel, table=True):
+    """A checkpoint of the retired unsalted (version 1) log, kept as history."""
+
+    __tablename__ = "ledger_v1_checkpoints"
 
     size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     note: str
@@ -325,6 +340,7 @@ __all__ = [
     "GuardianLink",
     "LedgerCheckpoint",
     "LedgerLeaf",
+    "LedgerV1Checkpoint",
     "OAuthClient",
     "Subject",
     "new_id",

@@ -1,10 +1,12 @@
 """Consent receipts: signed JSON a data subject keeps and anyone can verify offline.
 
-A receipt carries a ledger entry, its inclusion proof and a signed checkpoint::
+A receipt carries a ledger entry, the secret salt that opens its leaf, its inclusion
+proof and a signed checkpoint::
 
     {
-      "version": 1,
+      "version": 2,
       "leaf": {...the entry...},
+      "salt": "<base64 of the entry's 32-byte salt>",
       "leaf_index": 41,
       "tree_size": 42,
       "inclusion_proof": ["base64 hash", ...],
@@ -13,13 +15,18 @@ A receipt carries a ledger entry, its inclusion proof and a signed checkpoint::
       "signature": "<base64 Ed25519 signature>"
     }
 
+The public log holds only the leaf hash ``salted_leaf_hash(salt, canonical_json(leaf))``
+(see ``neurogate.consent.merkle``); the receipt is what lets its holder, and only its
+holder, show which entry that leaf commits to. Keep it as private as the consent itself.
+
 ``signature`` is the log key's Ed25519 signature over the canonical JSON of every other
 field. Canonical JSON never holds a raw newline while every signed note text does, so
 the one key can sign both without one ever passing for the other.
 
 Verifying needs only the receipt and the log's verifier key: the checkpoint signature,
-the tree size, the inclusion of ``leaf_hash(canonical_json(leaf))`` under the
-checkpoint's root, and the receipt signature.
+the tree size, the inclusion of the salted leaf hash under the checkpoint's root, and
+the receipt signature. Version 1 receipts, issued before leaves were salted (no
+``salt``; the leaf hash was ``leaf_hash(canonical_json(leaf))``), still verify.
 """
 
 from __future__ import annotations
@@ -36,13 +43,20 @@ from neurogate.consent.checkpoint import (
     _b64decode,
     open_checkpoint,
 )
-from neurogate.consent.merkle import HASH_SIZE, canonical_json, leaf_hash, verify_inclusion
+from neurogate.consent.merkle import (
+    HASH_SIZE,
+    SALT_SIZE,
+    canonical_json,
+    leaf_hash,
+    salted_leaf_hash,
+    verify_inclusion,
+)
 from neurogate.errors import LedgerError
 
-RECEIPT_VERSION = 1
-"""Version of the receipt format written by ``build_receipt``."""
+RECEIPT_VERSION = 2
+"""Version of the receipt format written by ``build_receipt`` (2: salted leaves)."""
 
-_FIELDS = frozenset(
+_V1_FIELDS = frozenset(
     {
         "checkpoint",
         "inclusion_proof",
@@ -54,6 +68,7 @@ _FIELDS = frozenset(
         "version",
     }
 )
+_FIELDS_BY_VERSION = {1: _V1_FIELDS, 2: _V1_FIELDS | {"salt"}}
 
 
 @dataclass(frozen=True)
@@ -66,11 +81,13 @@ class ReceiptCheck:
     leaf_hash: bytes
     checkpoint: Checkpoint
     key: str
+    version: int = RECEIPT_VERSION
 
 
 def build_receipt(
     *,
     entry: bytes,
+    salt: bytes,
     index: int,
     size: int,
     proof: list[bytes],
@@ -79,7 +96,8 @@ def build_receipt(
 ) -> dict[str, Any]:
     """Return the signed receipt for ledger ``entry`` at ``index`` under ``checkpoint``.
 
-    ``entry`` must be canonical JSON of an object, ``proof`` its inclusion proof in the
+    ``entry`` must be canonical JSON of an object, ``salt`` the salt its leaf commits
+    with, ``proof`` its inclusion proof in the
     tree of ``size`` leaves, and ``checkpoint`` that tree's checkpoint signed by
     ``signer``. Every part is checked before signing, so a receipt that would not
     verify is never issued: LedgerError says which part is wrong.
@@ -96,7 +114,10 @@ def build_receipt(
             f"size {opened.size}."
         )
         raise LedgerError(msg, field="size")
-    if not verify_inclusion(leaf_hash(entry), index, size, proof, opened.root):
+    if not isinstance(salt, bytes) or len(salt) != SALT_SIZE:
+        msg = f"Cannot issue a receipt: the salt must be {SALT_SIZE} bytes."
+        raise LedgerError(msg, field="salt")
+    if not verify_inclusion(salted_leaf_hash(salt, entry), index, size, proof, opened.root):
         msg = (
             f"Cannot issue a receipt: the inclusion proof does not place the entry at "
             f"index {index} under the checkpoint's root for {size} leaves."
@@ -105,6 +126,7 @@ def build_receipt(
     body: dict[str, Any] = {
         "version": RECEIPT_VERSION,
         "leaf": leaf,
+        "salt": base64.b64encode(salt).decode(),
         "leaf_index": index,
         "tree_size": size,
         "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
@@ -146,7 +168,11 @@ def verify_receipt(
         )
         raise LedgerError(msg, field="tree_size")
     proof = [_decode_hash(item) for item in receipt["inclusion_proof"]]
-    hashed = leaf_hash(_canonical(receipt["leaf"], "leaf"))
+    entry = _canonical(receipt["leaf"], "leaf")
+    if receipt["version"] == 1:
+        hashed = leaf_hash(entry)
+    else:
+        hashed = salted_leaf_hash(_decode_salt(receipt["salt"]), entry)
     if not verify_inclusion(hashed, index, size, proof, checkpoint.root):
         msg = (
             f"The receipt's inclusion proof does not place its leaf at index {index} under "
@@ -166,6 +192,7 @@ def verify_receipt(
         leaf_hash=hashed,
         checkpoint=checkpoint,
         key=verifier.key_string,
+        version=receipt["version"],
     )
 
 
@@ -192,24 +219,26 @@ def _canonical(value: object, what: str) -> bytes:
 
 
 def _check_shape(receipt: object) -> None:
-    """Raise LedgerError unless ``receipt`` has the fields and types of version 1."""
+    """Raise LedgerError unless ``receipt`` has the fields and types of its version."""
     if not isinstance(receipt, dict):
         msg = f"A receipt must be a JSON object, but got {type(receipt).__name__}."
         raise LedgerError(msg)
-    missing = sorted(_FIELDS - receipt.keys())
-    extra = sorted(receipt.keys() - _FIELDS)
+    version = receipt.get("version")
+    if isinstance(version, bool) or version not in _FIELDS_BY_VERSION:
+        msg = (
+            f"The receipt has version {version!r}, but only versions "
+            f"{sorted(_FIELDS_BY_VERSION)} are supported."
+        )
+        raise LedgerError(msg, field="version")
+    fields = _FIELDS_BY_VERSION[version]
+    missing = sorted(fields - receipt.keys())
+    extra = sorted(receipt.keys() - fields)
     if missing or extra:
         msg = (
             f"The receipt is malformed: missing fields {missing}, unexpected fields {extra}. "
-            f"A version {RECEIPT_VERSION} receipt has exactly {sorted(_FIELDS)}."
+            f"A version {version} receipt has exactly {sorted(fields)}."
         )
         raise LedgerError(msg)
-    if receipt["version"] != RECEIPT_VERSION or isinstance(receipt["version"], bool):
-        msg = (
-            f"The receipt has version {receipt['version']!r}, but only version "
-            f"{RECEIPT_VERSION} is supported."
-        )
-        raise LedgerError(msg, field="version")
     expected = {
         "leaf": dict,
         "leaf_index": int,
@@ -219,6 +248,8 @@ def _check_shape(receipt: object) -> None:
         "key": str,
         "signature": str,
     }
+    if version >= 2:
+        expected["salt"] = str
     for name, kind in expected.items():
         value = receipt[name]
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -238,6 +269,18 @@ def _decode_hash(item: object) -> bytes:
             f"encoding of a {HASH_SIZE}-byte hash."
         )
         raise LedgerError(msg, field="inclusion_proof")
+    return raw
+
+
+def _decode_salt(item: str) -> bytes:
+    """Decode the base64 salt, raising LedgerError if it is not ``SALT_SIZE`` bytes."""
+    raw = _b64decode(item)
+    if len(raw) != SALT_SIZE:
+        msg = (
+            f"The receipt is malformed: its salt {item[:80]!r} is not the base64 encoding "
+            f"of {SALT_SIZE} bytes."
+        )
+        raise LedgerError(msg, field="salt")
     return raw
 
 

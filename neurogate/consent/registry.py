@@ -339,7 +339,7 @@ def pair_device(*, session: Session, ledger: Ledger, principal: Principal, devic
     session.add(device)
     mark_changed(session, "device", device.id)
     ledger.append(session, action="device.pair", device=device.id, subject=subject.pseudonym,
-                  actor_role=principal.role)
+                  actor_role=principal.role, concerns=subject.id)
     return device
 
 
@@ -359,7 +359,7 @@ def unpair_device(*, session: Session, ledger: Ledger, principal: Principal,
     session.add(device)
     mark_changed(session, "device", device.id)
     ledger.append(session, action="device.unpair", device=device.id,
-                  subject=subject.pseudonym, actor_role=principal.role)
+                  subject=subject.pseudonym, actor_role=principal.role, concerns=subject.id)
     return device
 
 

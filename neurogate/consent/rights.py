@@ -19,6 +19,7 @@ from neurogate.consent.models import (
     Concern,
     Consent,
     ConsentEvent,
+    Delivery,
     GuardianLink,
     utcnow,
 )
@@ -43,7 +44,7 @@ def export_subject(*, session: Session, ledger: Ledger, principal: Principal, su
     ).all()
     appended = ledger.append(
         session, action="subject.export", at=now, subject=subject.pseudonym,
-        actor_role=principal.role,
+        actor_role=principal.role, concerns=subject.id,
     )
     return {
         "exported_at": now.isoformat(),
@@ -66,15 +67,20 @@ def export_subject(*, session: Session, ledger: Ledger, principal: Principal, su
             select(Concern).where(Concern.subject_id == subject.id)
             .order_by(col(Concern.created_at))
         ).all()],
+        # The subject's own ledger entries with the salts that open their public leaves.
+        "ledger": [e.as_json() for e in ledger.entries_for_subject(session, subject.id)],
     }
 
 
 def erase_subject(*, session: Session, ledger: Ledger, principal: Principal, subject_id: str,
                   now: datetime | None = None) -> int:
     """Erase a subject (themselves, or a guardian): revoke every active consent, delete
-    personal data, links and pseudonyms. Returns the ledger index of the erasure.
+    personal data, links and pseudonyms, and delete the entries and salts of every ledger
+    leaf about them (the leaves stay in the tree, opaque). Returns the ledger index of the
+    erasure.
 
     Consent history stays, keyed by a now-meaningless id, as the record of what was agreed.
+    The erasure's own leaf names no one; it counts the leaves made opaque.
     """
     now = now or utcnow()
     access.require_role(principal, "subject", "guardian")
@@ -89,14 +95,14 @@ def erase_subject(*, session: Session, ledger: Ledger, principal: Principal, sub
     subject.date_of_birth = None
     subject.erased_at = now
     session.add(subject)
-    for model in (AppPseudonym, GuardianLink, CareRelationship, Concern):
+    for model in (AppPseudonym, GuardianLink, CareRelationship, Concern, Delivery):
         session.exec(delete(model).where(model.subject_id == subject.id))  # type: ignore[call-overload]
     for account in session.exec(select(Account).where(Account.subject_id == subject.id)).all():
         account.disabled = True
         session.add(account)
+    erased = ledger.erase_subject(session, subject.id)
     appended = ledger.append(
-        session, action="subject.erase", at=now, subject=subject.pseudonym,
-        actor_role=principal.role,
+        session, action="subject.erase", at=now, actor_role=principal.role, erased=erased,
     )
     return appended.seq
 

@@ -130,9 +130,12 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         """The client, or a stand-in that refuses every secret (never None: see above)."""
         with self.gateway.transaction() as session:
             row = session.get(OAuthClient, client_id)
+            # An unknown client looks up an owner too (none), as a known one does.
+            kind = row.kind if row is not None else "app"
+            owner = session.get(App if kind == "app" else Device,
+                                row.owner_id if row is not None else client_id)
             if row is None:
                 return _Client(None, active=False, client_id=client_id)
-            owner = session.get(App if row.kind == "app" else Device, row.owner_id)
             return _Client(row, active=client_owner_active(owner))
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

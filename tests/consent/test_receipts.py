@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from neurogate.consent.checkpoint import Signer, generate_signer, sign_checkpoint
-from neurogate.consent.merkle import inclusion_proof, leaf_hash, root
+from neurogate.consent.merkle import inclusion_proof, leaf_hash, root, salted_leaf_hash
 from neurogate.consent.receipts import build_receipt, canonical_json, verify_receipt
 from neurogate.errors import LedgerError
 
@@ -23,7 +23,8 @@ ENTRIES = [
     )
     for i in range(7)
 ]
-HASHES = [leaf_hash(e) for e in ENTRIES]
+SALTS = [bytes([i]) * 32 for i in range(7)]
+HASHES = [salted_leaf_hash(salt, e) for salt, e in zip(SALTS, ENTRIES, strict=True)]
 INDEX = 4
 
 
@@ -32,6 +33,7 @@ def _issue(signer: Signer = SIGNER, index: int = INDEX, size: int = len(ENTRIES)
     checkpoint = sign_checkpoint(signer, ORIGIN, size, root(HASHES, size))
     return build_receipt(
         entry=ENTRIES[index],
+        salt=SALTS[index],
         index=index,
         size=size,
         proof=inclusion_proof(HASHES, index, size),
@@ -40,14 +42,32 @@ def _issue(signer: Signer = SIGNER, index: int = INDEX, size: int = len(ENTRIES)
     )
 
 
+def _issue_v1(index: int = INDEX) -> dict[str, Any]:
+    """A version 1 receipt, as issued before leaves were salted (unsalted leaf hashes)."""
+    hashes = [leaf_hash(e) for e in ENTRIES]
+    body: dict[str, Any] = {
+        "version": 1,
+        "leaf": json.loads(ENTRIES[index]),
+        "leaf_index": index,
+        "tree_size": len(ENTRIES),
+        "inclusion_proof": [base64.b64encode(h).decode()
+                            for h in inclusion_proof(hashes, index, len(ENTRIES))],
+        "checkpoint": sign_checkpoint(SIGNER, ORIGIN, len(ENTRIES), root(hashes)),
+        "key": SIGNER.verifier_key,
+    }
+    signature = base64.b64encode(SIGNER.sign(canonical_json(body))).decode()
+    return {**body, "signature": signature}
+
+
 def _flip_b64(value: str) -> str:
     raw = bytearray(base64.b64decode(value))
     raw[0] ^= 1
     return base64.b64encode(bytes(raw)).decode()
 
 
-def test_build_receipt_writes_version_one_fields() -> None:
-    """A receipt carries the decoded leaf, its position, proof, checkpoint, key and signature."""
+def test_build_receipt_writes_version_two_fields() -> None:
+    """A receipt carries the decoded leaf, its salt, position, proof, checkpoint, key and
+    signature."""
     receipt = _issue()
     assert sorted(receipt) == [
         "checkpoint",
@@ -55,11 +75,13 @@ def test_build_receipt_writes_version_one_fields() -> None:
         "key",
         "leaf",
         "leaf_index",
+        "salt",
         "signature",
         "tree_size",
         "version",
     ]
-    assert receipt["version"] == 1
+    assert receipt["version"] == 2
+    assert base64.b64decode(receipt["salt"]) == SALTS[INDEX]
     assert receipt["leaf"] == json.loads(ENTRIES[INDEX])
     assert (receipt["leaf_index"], receipt["tree_size"]) == (INDEX, len(ENTRIES))
     assert receipt["key"] == SIGNER.verifier_key
@@ -186,7 +208,11 @@ def test_verify_receipt_rejects_altered_signature() -> None:
     [
         (lambda r: r.pop("signature"), r"missing fields \['signature'\]"),
         (lambda r: r.update(note="hi"), r"unexpected fields \['note'\]"),
-        (lambda r: r.update(version=2), "only version 1 is supported"),
+        (lambda r: r.update(version=3), r"only versions \[1, 2\] are supported"),
+        (lambda r: r.update(version=True), r"only versions \[1, 2\] are supported"),
+        (lambda r: r.pop("salt"), r"missing fields \['salt'\]"),
+        (lambda r: r.update(salt=7), "'salt' must be of type str"),
+        (lambda r: r.update(salt="c2hvcnQ="), "salt 'c2hvcnQ=' is not the base64 encoding"),
         (lambda r: r.update(leaf_index="4"), "'leaf_index' must be of type int"),
         (lambda r: r.update(leaf=[1]), "'leaf' must be of type dict"),
         (lambda r: r["inclusion_proof"].__setitem__(0, "??"), "not the base64 encoding"),
@@ -205,6 +231,7 @@ def test_build_receipt_refuses_non_canonical_entry() -> None:
     with pytest.raises(LedgerError, match="canonical JSON of an object"):
         build_receipt(
             entry=b'{"seq": 0}',
+            salt=SALTS[0],
             index=0,
             size=1,
             proof=[],
@@ -219,6 +246,7 @@ def test_build_receipt_refuses_proof_that_does_not_verify() -> None:
     with pytest.raises(LedgerError, match="Cannot issue a receipt: the inclusion proof"):
         build_receipt(
             entry=ENTRIES[INDEX],
+            salt=SALTS[INDEX],
             index=INDEX,
             size=len(ENTRIES),
             proof=inclusion_proof(HASHES, INDEX - 1, len(ENTRIES)),
@@ -233,12 +261,45 @@ def test_build_receipt_refuses_checkpoint_of_other_size_or_key() -> None:
     smaller = sign_checkpoint(SIGNER, ORIGIN, 6, root(HASHES, 6))
     with pytest.raises(LedgerError, match="tree size 7 differs from the checkpoint's size 6"):
         build_receipt(
-            entry=ENTRIES[INDEX], index=INDEX, size=7, proof=proof, checkpoint=smaller,
+            entry=ENTRIES[INDEX], salt=SALTS[INDEX], index=INDEX, size=7, proof=proof,
+            checkpoint=smaller,
             signer=SIGNER,
         )
     foreign = sign_checkpoint(OTHER, ORIGIN, 7, root(HASHES))
     with pytest.raises(LedgerError, match="not signed by this signer"):
         build_receipt(
-            entry=ENTRIES[INDEX], index=INDEX, size=7, proof=proof, checkpoint=foreign,
+            entry=ENTRIES[INDEX], salt=SALTS[INDEX], index=INDEX, size=7, proof=proof,
+            checkpoint=foreign,
             signer=SIGNER,
         )
+
+
+def test_verify_receipt_rejects_altered_salt() -> None:
+    """Another salt opens no leaf of the tree: the proof fails."""
+    receipt = _issue()
+    receipt["salt"] = _flip_b64(receipt["salt"])
+    with pytest.raises(LedgerError, match="inclusion proof does not place its leaf"):
+        verify_receipt(receipt, SIGNER.verifier_key)
+
+
+def test_verify_receipt_accepts_version_one_receipt() -> None:
+    """A receipt issued before leaves were salted still verifies offline."""
+    check = verify_receipt(_issue_v1(), SIGNER.verifier_key)
+    assert (check.version, check.leaf_index) == (1, INDEX)
+    assert check.leaf_hash == leaf_hash(ENTRIES[INDEX])
+
+
+def test_verify_receipt_refuses_version_one_receipt_with_a_salt() -> None:
+    """A version 1 receipt has no salt field: adding one is a malformed receipt."""
+    receipt = {**_issue_v1(), "salt": base64.b64encode(SALTS[INDEX]).decode()}
+    with pytest.raises(LedgerError, match=r"unexpected fields \['salt'\]"):
+        verify_receipt(receipt, SIGNER.verifier_key)
+
+
+def test_build_receipt_refuses_short_salt() -> None:
+    """A salt that is not 32 bytes is refused before anything is signed."""
+    checkpoint = sign_checkpoint(SIGNER, ORIGIN, len(ENTRIES), root(HASHES))
+    with pytest.raises(LedgerError, match="the salt must be 32 bytes"):
+        build_receipt(entry=ENTRIES[INDEX], salt=b"short", index=INDEX, size=len(ENTRIES),
+                      proof=inclusion_proof(HASHES, INDEX, len(ENTRIES)),
+                      checkpoint=checkpoint, signer=SIGNER)
