@@ -39,9 +39,9 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from neurogate.errors import NeurogateError
-from neurogate.gateway.portal import routes_auth, web
+from neurogate.gateway.portal import routes_auth, routes_child, routes_concerns, routes_home, web
 
-ROUTERS: tuple[Any, ...] = (routes_auth,)
+ROUTERS: tuple[Any, ...] = (routes_auth, routes_home, routes_child, routes_concerns)
 
 router = APIRouter(include_in_schema=False)
 for _module in ROUTERS:
