@@ -85,13 +85,14 @@ def daily_bars(*, days: Sequence[date], series: Sequence[tuple[str, Sequence[int
     left, right, top, bottom = 64, 12, 12, 64
     legend_h = 20 * math.ceil(len(series) / 3)
     plot_bottom = height - bottom - legend_h
-    top_value = nice_ceiling(max(max(values) for _, values in series))
+    # Counts: an axis of at least 5 in five steps keeps every tick a whole number.
+    top_value = max(5.0, nice_ceiling(max(max(values) for _, values in series)))
     y = LinearScale((0.0, top_value), (float(plot_bottom), float(top)))
     slot = (width - left - right) / len(days)
     bar = max(1.0, (slot * 0.8) / len(series))
     parts.append('<g class="axis">')
-    for i in range(5):
-        value = top_value * i / 4
+    for i in range(6):
+        value = top_value * i / 5
         py = y(value)
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" '
                      f'y1="{_f(py)}" y2="{_f(py)}"/>')
