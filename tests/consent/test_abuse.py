@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from neurogate.consent.abuse import (
@@ -120,3 +121,23 @@ def test_abuse_record_refuses_unknown_kinds_and_bad_keys(
     with gateway.transaction() as session, pytest.raises(ValidationError, match=message):
         record(session=session, kind=kind, key=key)
 
+
+
+def test_abuse_migration_0003_adds_and_removes_only_its_table(db_url: str) -> None:
+    """Revision 0003 creates ``abuse_counts`` on top of 0002 and its downgrade drops it."""
+    from alembic import command
+
+    from neurogate.consent.db import alembic_config, get_engine, upgrade
+
+    def tables() -> set[str]:
+        return set(sa.inspect(get_engine(db_url)).get_table_names())
+
+    upgrade(db_url, "0002")
+    before = tables()
+    assert "abuse_counts" not in before
+    upgrade(db_url, "0003")
+    assert tables() == before | {"abuse_counts"}
+    columns = {c["name"] for c in sa.inspect(get_engine(db_url)).get_columns("abuse_counts")}
+    assert columns == {"kind", "key", "window_start", "window_seconds", "count"}
+    command.downgrade(alembic_config(db_url), "0002")
+    assert tables() == before
