@@ -317,6 +317,23 @@ class AbuseCount(SQLModel, table=True):
     count: int = 0
 
 
+
+class LiveStreamRecord(SQLModel, table=True):
+    """A stream live on some gateway process: written with its ``stream.start`` leaf and
+    deleted with its ``stream.stop`` leaf, so that the streams of a process that died
+    without stopping them can be closed in the ledger (``reason_code`` ``gateway_restart``).
+    """
+
+    __tablename__ = "live_streams"
+
+    stream: str = Field(primary_key=True)
+    instance: str = Field(index=True)  # the gateway's host and data directory
+    process: str  # random id of the gateway process that runs the stream
+    leaf: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))  # for the stop leaf
+    started_at: datetime = _ts()
+    seen_at: datetime = _ts()  # refreshed while the process lives
+
+
 __all__ = [
     "ASSENT_STATES",
     "CAPACITIES",
@@ -341,6 +358,7 @@ __all__ = [
     "LedgerCheckpoint",
     "LedgerLeaf",
     "LedgerV1Checkpoint",
+    "LiveStreamRecord",
     "OAuthClient",
     "Subject",
     "new_id",

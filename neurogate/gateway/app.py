@@ -19,7 +19,7 @@ from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import docs_ui, egress, errors, portal, security
+from neurogate.gateway import docs_ui, egress, errors, portal, security, stream_records
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -105,9 +105,14 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         # collector's full passes (118 ms pauses measured at ~177k objects).
         gc.freeze()
         gateway.on_change = functools.partial(_on_change, gateway)
+        leased = asyncio.Event()
         tasks = [asyncio.create_task(_sweep_forever(gateway)),
                  asyncio.create_task(_flush_abuse_forever(gateway)),
-                 asyncio.create_task(egress.watch(gateway))]
+                 asyncio.create_task(egress.watch(gateway, leased)),
+                 asyncio.create_task(stream_records.keep(gateway))]
+        # Serve once the store lease holds (or the first probe failed).
+        await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
+                           return_when=asyncio.FIRST_COMPLETED)
         try:
             yield
         finally:

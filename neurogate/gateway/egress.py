@@ -3,8 +3,16 @@
 ``decide_grant`` runs the full policy for every product of the purpose. After any commit
 that changed consent for a subject or an app, ``reevaluate`` decides again for the
 subscriptions it paused: they reopen if still allowed, else they get ``revoked`` and
-close. ``watch`` renews the store lease while the consent store answers and ends
-subscriptions whose consent ran out.
+close. ``StoreLease`` renews the store lease from a thread of its own while the consent
+store answers; ``watch`` ends every subscription once the lease has lapsed, and those
+whose consent ran out.
+
+The bound: a frame reaches an app only while the lease holds, and the lease ends
+``NEUROGATE_STORE_LEASE_SECONDS`` (0.5 s by default) after the store last answered a
+probe, or at once when a probe or any other read fails. The probe runs
+``RENEWALS_PER_LEASE`` times per lease on its own connection, outside the event loop and
+the connection pool, so a busy loop or a pool in use does not lapse a healthy lease: only
+a probe slower than 4/5 of the lease does.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import text
 
 from neurogate.consent import access
 from neurogate.consent.consents import evaluate
@@ -28,7 +38,7 @@ from neurogate.gateway.streams import Grant, Subscription, epoch_seconds
 from neurogate.signal import Resolution
 
 log = logging.getLogger("neurogate.egress")
-PROBE_SECONDS = 0.5
+RENEWALS_PER_LEASE = 5  # probes per lease: a probe may take 4/5 of the lease
 
 
 @dataclass(frozen=True)
@@ -113,33 +123,98 @@ def spawn_reevaluation(gateway: Gateway, sub: Subscription, generation: int) -> 
     task.add_done_callback(_background.discard)
 
 
-def probe_store(gateway: Gateway) -> bool:
-    """Whether the consent store answers a trivial query."""
-    try:
-        with gateway.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception:  # any failure to reach the store means "not reachable"
-        return False
-    return True
+class StoreLease:
+    """Renews the hub's store lease while the consent store answers, from its own thread.
 
+    The thread holds one database connection of its own (outside the pool, so requests
+    that use every pooled connection cannot starve it) and asks ``SELECT 1`` every
+    ``seconds / RENEWALS_PER_LEASE``. An answer extends the lease to ``seconds`` after
+    it arrived; a failure drops the lease at once; a probe that hangs (a store that no
+    longer answers at all) lets the lease run out.
+    """
 
-async def watch(gateway: Gateway) -> None:
-    """Renew the store lease while the store answers; end expired subscriptions."""
-    hub = gateway.hub
-    while True:
-        started = asyncio.get_running_loop().time()
-        ok = await run_in_threadpool(probe_store, gateway)
-        if ok:
-            hub.renew_lease()
-        elif not hub.store_ok():
-            hub.fail_closed()
-        for sub in hub.expired():
-            sub.open = False
+    def __init__(self, gateway: Gateway, *, seconds: float) -> None:
+        self.gateway = gateway
+        self.seconds = seconds
+        self.cadence = seconds / RENEWALS_PER_LEASE
+        self._connection: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _probe(self) -> float | None:
+        """The monotonic time the store answered, or None if it failed."""
+        try:
+            if self._connection is None:
+                connection = self.gateway.engine.raw_connection()
+                connection.detach()  # its own connection: never lent to requests
+                self._connection = connection
+            cursor = self._connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+                cursor.fetchall()
+            finally:
+                cursor.close()
+            self._connection.rollback()
+        except Exception:  # any failure to reach the store means "not reachable"
+            self._discard()
+            return None
+        return time.monotonic()
+
+    def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
             with contextlib.suppress(Exception):
-                await reevaluate(gateway, sub)
-        elapsed = asyncio.get_running_loop().time() - started
-        await asyncio.sleep(max(0.05, PROBE_SECONDS - elapsed))
+                connection.close()
+
+    def renew(self) -> bool:
+        """Probe once: renew the lease if the store answered, else drop it."""
+        answered_at = self._probe()
+        if answered_at is None:
+            self.gateway.hub.drop_lease()
+            return False
+        self.gateway.hub.renew_lease(self.seconds, answered_at=answered_at)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.renew()
+            self._stop.wait(max(0.0, self.cadence - (time.monotonic() - started)))
+        self._discard()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="neurogate-store-lease",
+                                        daemon=True)  # a hung probe must not block exit
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * self.cadence + 1.0)
 
 
-__all__ = ["Refusal", "decide_grant", "probe_store", "reevaluate", "resolve_pseudonym",
+async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
+    """Keep the store lease; end every subscription once it lapses, and expired ones.
+
+    ``ready`` is set once the first probe has answered (or failed)."""
+    hub = gateway.hub
+    lease = StoreLease(gateway, seconds=gateway.settings.store_lease_seconds)
+    await run_in_threadpool(lease.renew)
+    lease.start()
+    if ready is not None:
+        ready.set()
+    try:
+        while True:
+            if not hub.store_ok():
+                hub.fail_closed()
+            for sub in hub.expired():
+                sub.open = False
+                with contextlib.suppress(Exception):
+                    await reevaluate(gateway, sub)
+            await asyncio.sleep(lease.cadence)
+    finally:
+        lease.stop()
+
+
+__all__ = ["Refusal", "StoreLease", "decide_grant", "reevaluate", "resolve_pseudonym",
            "spawn_reevaluation", "watch"]

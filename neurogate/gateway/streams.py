@@ -6,8 +6,9 @@ when it subscribed, and delivery is gated per chunk by cheap checks only:
 - ``open``: cleared *before* any transaction that changes consent for the subject or the
   app commits, and set again only if a fresh policy decision after the commit allows;
 - ``valid_until``: the consent's end (or a child's majority), checked on the wall clock;
-- the store lease: renewed while the consent store answers; if it cannot be read, the
-  lease lapses and nothing leaves the gateway (fail closed).
+- the store lease: renewed while the consent store answers (``egress.StoreLease``); it
+  ends ``NEUROGATE_STORE_LEASE_SECONDS`` after the store last answered, or at once when a
+  read fails, and then nothing leaves the gateway (fail closed).
 
 A slow app has a bounded queue that drops its oldest messages and tells the app how many
 it lost; it never slows the device or other apps.
@@ -47,12 +48,17 @@ from neurogate.signal import Frame, Resolution, ResolutionReducer, StreamPipelin
 log = logging.getLogger("neurogate.streams")
 
 QUEUE_LIMIT = 256  # messages per app before the oldest are dropped
-LEASE_SECONDS = 1.5  # how long one successful store probe lets data flow
+DEFAULT_LEASE_SECONDS = 0.5  # how long one answer of the store lets data flow
 RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rate...
 RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
 SEQUENCE_MASK = 0xFFFFFFFF
 
 ChangeKey = tuple[str, str]  # ("subject", id) or ("app", id)
+# Sent before closing with 4503, on a handshake or to a live subscription.
+STORE_UNAVAILABLE = {
+    "type": "error", "code": "store_unavailable",
+    "message": "The consent store cannot be read, so no data may flow. Connect again "
+               "later, with backoff."}
 
 
 @dataclass
@@ -225,6 +231,7 @@ class StreamHub:
         # Per subject, replaced (never mutated) on change so the hot path needs no lock.
         self.by_subject: dict[str, tuple[Subscription, ...]] = {}
         self.lease_until = 0.0  # monotonic; 0 = no successful probe yet
+        self._lease_dropped_at = 0.0
         # How many consent changes touched each subject or app: a subscription decided
         # before a change it did not see must be decided again.
         self.changes: dict[ChangeKey, int] = collections.defaultdict(int)
@@ -238,8 +245,19 @@ class StreamHub:
         """Whether the consent store answered recently enough to let data flow."""
         return time.monotonic() < self.lease_until
 
-    def renew_lease(self) -> None:
-        self.lease_until = time.monotonic() + LEASE_SECONDS
+    def renew_lease(self, seconds: float = DEFAULT_LEASE_SECONDS, *,
+                    answered_at: float | None = None) -> None:
+        """Let data flow until ``seconds`` after the store answered (monotonic time).
+
+        An answer older than the last failure renews nothing, and a lease only grows."""
+        answered_at = time.monotonic() if answered_at is None else answered_at
+        if answered_at > self._lease_dropped_at:
+            self.lease_until = max(self.lease_until, answered_at + seconds)
+
+    def drop_lease(self) -> None:
+        """A read of the store failed: stop every delivery at once."""
+        self._lease_dropped_at = time.monotonic()
+        self.lease_until = 0.0
 
     def may_deliver(self, sub: Subscription) -> bool:
         """The per-chunk check: open, within the consent's validity, store reachable."""
@@ -386,10 +404,7 @@ class StreamHub:
         """The store cannot be read: end every subscription."""
         for sub in list(self.subscriptions.values()):
             if sub.closing is None:
-                sub.end(CloseCode.STORE_UNAVAILABLE, {
-                    "type": "error", "code": "store_unavailable",
-                    "message": "The consent store cannot be read, so no data may flow. "
-                               "Subscribe again later."})
+                sub.end(CloseCode.STORE_UNAVAILABLE, dict(STORE_UNAVAILABLE))
 
 
 def epoch_seconds(moment: datetime) -> float:
@@ -398,6 +413,8 @@ def epoch_seconds(moment: datetime) -> float:
 
 
 __all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "STORE_UNAVAILABLE",
     "Grant",
     "LiveStream",
     "StreamHub",

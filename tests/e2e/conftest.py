@@ -39,17 +39,21 @@ class ServerProcess:
     env: dict[str, str]
     port: int
     process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None  # where the server's stderr goes (appended), if anywhere
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        stderr = self.log.open("ab") if self.log is not None else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "neurogate", "serve", "--host", "127.0.0.1",
              "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=self.env, stdout=subprocess.DEVNULL, stderr=stderr,
         )
+        if self.log is not None:
+            stderr.close()  # type: ignore[union-attr]  # the child holds its own copy
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

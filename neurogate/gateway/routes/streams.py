@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -15,8 +17,15 @@ from fastapi.concurrency import run_in_threadpool
 from neurogate.consent.access import Principal
 from neurogate.consent.models import Device, Subject
 from neurogate.consent.purposes import load_catalog
-from neurogate.devices.protocol import PROTOCOL_VERSION, CloseCode, ProtocolError, parse_hello
-from neurogate.errors import AuthenticationError, NeurogateError
+from neurogate.devices.protocol import (
+    MAX_HELLO_BYTES,
+    PROTOCOL_VERSION,
+    CloseCode,
+    ProtocolError,
+    parse_hello,
+)
+from neurogate.errors import AuthenticationError, NeurogateError, StorageError
+from neurogate.gateway import stream_records
 from neurogate.gateway.deps import bearer_token, principal_for_token
 from neurogate.gateway.egress import (
     Refusal,
@@ -25,7 +34,7 @@ from neurogate.gateway.egress import (
     spawn_reevaluation,
 )
 from neurogate.gateway.state import Gateway
-from neurogate.gateway.streams import LiveStream, Subscription
+from neurogate.gateway.streams import STORE_UNAVAILABLE, LiveStream, Subscription
 
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("neurogate.streams")
@@ -40,8 +49,28 @@ async def _close(ws: WebSocket, code: int, message: dict[str, Any] | None = None
         await ws.close(code)
 
 
+def _fails_closed(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """Close with 4503 ``store_unavailable`` when the consent store cannot be read, at
+    whatever step of either endpoint it fails (authentication, decisions, the ledger)."""
+
+    @functools.wraps(handler)
+    async def endpoint(ws: WebSocket, **params: Any) -> None:
+        try:
+            await handler(ws, **params)
+        except StorageError:
+            await _close(ws, CloseCode.STORE_UNAVAILABLE, STORE_UNAVAILABLE)
+
+    return endpoint
+
+
 async def _authenticate(ws: WebSocket, gateway: Gateway, kind: str, scope: str
                         ) -> Principal | None:
+    """The caller of a handshake, or None after closing the socket.
+
+    Raises StorageError without reading the store while the store lease has lapsed."""
+    if not gateway.hub.store_ok():
+        msg = "The consent store has not answered within its lease."
+        raise StorageError(msg)
     token = bearer_token(ws)
     try:
         if token is None:
@@ -92,6 +121,7 @@ def _check_registration(device: Device, hello: Any) -> None:
 
 
 @router.websocket("/v1/stream/ingest")
+@_fails_closed
 async def ingest_stream(ws: WebSocket) -> None:
     """A device streams samples (hello, then binary frames)."""
     gateway: Gateway = ws.app.state.gateway
@@ -114,6 +144,11 @@ async def ingest_stream(ws: WebSocket) -> None:
         if first.get("text") is None:
             msg = "The first message must be the JSON hello, sent as a text message."
             raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO)
+        size = len(first["text"].encode("utf-8"))
+        if size > MAX_HELLO_BYTES:
+            msg = (f"The hello has {size} bytes; at most {MAX_HELLO_BYTES} are accepted. "
+                   f"Channel names have at most 32 characters.")
+            raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO)
         try:
             hello = parse_hello(json.loads(first["text"]))
         except json.JSONDecodeError as exc:
@@ -133,8 +168,13 @@ async def ingest_stream(ws: WebSocket) -> None:
         await _close(ws, exc.close_code, {"type": "error", "code": _HELLO_CODES.get(
             exc.close_code, "bad_hello"), "message": exc.message, "field": exc.field})
         return
-    await run_in_threadpool(_ledger, gateway, "stream.start", device=device.id,
-                            subject=subject.pseudonym, stream=stream.id)
+    try:
+        await run_in_threadpool(functools.partial(
+            stream_records.start, gateway, stream=stream.id, device=device.id,
+            subject=subject.pseudonym))
+    except BaseException:
+        gateway.hub.close_stream(stream)
+        raise
     await ws.send_text(json.dumps({
         "type": "welcome", "protocol": PROTOCOL_VERSION, "stream": stream.id,
         "max_frame_bytes": 1 << 20, "notes": dict(stream.pipeline.notes)}))
@@ -169,11 +209,10 @@ async def ingest_stream(ws: WebSocket) -> None:
         pass
     finally:
         gateway.hub.close_stream(stream)
-        with contextlib.suppress(NeurogateError):
-            await run_in_threadpool(
-                _ledger, gateway, "stream.stop", device=device.id, subject=subject.pseudonym,
-                stream=stream.id, frames=stream.frames, samples=stream.samples,
-                dropped=stream.rejected)
+        await run_in_threadpool(functools.partial(
+            stream_records.stop, gateway, stream=stream.id, device=device.id,
+            subject=subject.pseudonym, frames=stream.frames, samples=stream.samples,
+            dropped=stream.rejected))
 
 
 async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None:
@@ -206,6 +245,7 @@ async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None
 
 
 @router.websocket("/v1/stream/subscribe")
+@_fails_closed
 async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
                            format: str = "json") -> None:
     """An app receives the products its consent allows, for one subject and purpose."""
@@ -229,9 +269,10 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
         await _close(ws, exc.close_code, {"type": "error", "code": "bad_request",
                                           "message": exc.message, "field": exc.field})
         return
+    except StorageError:
+        raise
     except NeurogateError as exc:
-        code = CloseCode.STORE_UNAVAILABLE if exc.code == "storage_unavailable" else (
-            CloseCode.NOT_FOUND if exc.code == "not_found" else CloseCode.BAD_HELLO)
+        code = CloseCode.NOT_FOUND if exc.code == "not_found" else CloseCode.BAD_HELLO
         await _close(ws, code, {"type": "error", "code": exc.code, "message": exc.message,
                                 "field": exc.field})
         return
@@ -251,8 +292,13 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
     if stale is not None:
         # Consent changed while we decided: decide again before anything flows.
         spawn_reevaluation(gateway, sub, stale)
-    await run_in_threadpool(_ledger, gateway, "stream.start", app=principal.id,
-                            subject=pseudonym_of_subject, purpose=purpose, stream=sub.id)
+    try:
+        await run_in_threadpool(functools.partial(
+            stream_records.start, gateway, stream=sub.id, app=principal.id,
+            subject=pseudonym_of_subject, purpose=purpose))
+    except BaseException:
+        gateway.hub.unsubscribe(sub)
+        raise
     await ws.send_text(json.dumps({
         "type": "subscribed", "subject": subject, "purpose": purpose, "format": format,
         "products": {name: {"window_s": r.window_s, "output_rate_hz": r.output_rate_hz,
@@ -270,11 +316,10 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         gateway.hub.unsubscribe(sub)
-        with contextlib.suppress(NeurogateError):
-            await run_in_threadpool(
-                _ledger, gateway, "stream.stop", app=principal.id,
-                subject=pseudonym_of_subject, purpose=purpose, stream=sub.id,
-                frames=sub.delivered, dropped=sub.dropped)
+        await run_in_threadpool(functools.partial(
+            stream_records.stop, gateway, stream=sub.id, app=principal.id,
+            subject=pseudonym_of_subject, purpose=purpose, frames=sub.delivered,
+            dropped=sub.dropped))
 
 
 async def _drain(ws: WebSocket) -> None:
