@@ -41,12 +41,14 @@ class Settings(BaseSettings):
     store_lease_seconds: float = 0.5
     # Abuse limits (neurogate/gateway/throttle.py, neurogate/consent/abuse.py). Failed
     # logins per account and per client address in any minute; subscribe attempts per app
-    # in any minute; where the counts live (``memory://`` = this process; a cluster gives
+    # in any minute; failed token requests per client address in any minute; where the
+    # counts live (``memory://`` = this process; a cluster gives
     # a shared store such as ``redis://host:6379``); how long one aggregated ledger
     # window lasts and how often closed windows are flushed to the ledger.
     login_attempts_per_minute: int = 5
     login_attempts_per_address_per_minute: int = 30
     subscribe_attempts_per_minute: int = 30
+    token_attempts_per_address_per_minute: int = 30
     rate_limit_storage_uri: str = "memory://"
     abuse_window_seconds: int = 60
     abuse_flush_seconds: float = 15.0
@@ -90,7 +92,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("login_attempts_per_minute", "login_attempts_per_address_per_minute",
-                     "subscribe_attempts_per_minute", "abuse_window_seconds")
+                     "subscribe_attempts_per_minute", "token_attempts_per_address_per_minute",
+                     "abuse_window_seconds")
     @classmethod
     def _check_positive_limit(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:

@@ -160,6 +160,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             uri=str(request.url),
             headers=request.headers,
             form=form,
+            client_address=request.client.host if request.client is not None else None,
         )
 
     @app.get("/healthz", tags=["health"])

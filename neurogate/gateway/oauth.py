@@ -25,8 +25,10 @@ from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import OAuth2Payload
 from starlette.responses import Response
 
+from neurogate.consent.abuse import account_key
 from neurogate.consent.accounts import token_digest
 from neurogate.consent.models import App, Device, OAuthClient
+from neurogate.errors import RateLimitedError
 from neurogate.gateway.deps import client_owner_active
 from neurogate.gateway.state import Gateway
 
@@ -34,6 +36,11 @@ CLIENT_REFUSED = (
     "The client credentials were refused: the client_id and client_secret must belong to "
     "a registered, active app or device, sent by HTTP Basic or in the form body."
 )
+TOKEN_RATE_LIMITED = (
+    "Too many refused token requests from this address; wait the number of seconds given "
+    "in the Retry-After header, then try again."
+)
+TOKEN_THROTTLE = "token.address"
 _REFUSED_HEADERS = [("WWW-Authenticate", 'Basic realm="neurogate", error="invalid_client"')]
 # Compared against when there is no stored secret, so that an unknown client costs what a
 # known one with a wrong secret costs.
@@ -181,13 +188,31 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
         """No listeners: authlib's signals are for framework integrations."""
 
     def token_response(self, *, method: str, uri: str, headers: Mapping[str, str],
-                       form: dict[str, list[str]]) -> Response:
-        """Run authlib's token endpoint over an already-read form body."""
+                       form: dict[str, list[str]],
+                       client_address: str | None = None) -> Response:
+        """Run authlib's token endpoint over an already-read form body.
+
+        Refused clients are counted per client address: past
+        ``NEUROGATE_TOKEN_ATTEMPTS_PER_ADDRESS_PER_MINUTE`` the address gets
+        :class:`~neurogate.errors.RateLimitedError` (429, ``Retry-After``) until the
+        window has passed, whatever it sends.
+        """
+        settings = self.gateway.settings
+        throttle = self.gateway.throttles.get(
+            TOKEN_THROTTLE, limit=settings.token_attempts_per_address_per_minute
+        )
+        key = account_key(settings.secret_key.get_secret_value(),
+                          f"address:{client_address or 'unknown'}")
+        if not throttle.allowed(key):
+            raise RateLimitedError(TOKEN_RATE_LIMITED, retry_after=throttle.retry_after(key))
         try:
             request = _Request(method, uri, headers, form)
         except OAuth2Error as exc:  # e.g. plain http to a non-loopback address
             return self.handle_error_response(None, exc)  # type: ignore[no-any-return]
-        return self.create_token_response(request)  # type: ignore[no-any-return]
+        response: Response = self.create_token_response(request)
+        if response.status_code == 401:
+            throttle.hit(key)
+        return response
 
 
-__all__ = ["CLIENT_REFUSED", "TokenServer"]
+__all__ = ["CLIENT_REFUSED", "TOKEN_RATE_LIMITED", "TokenServer"]

@@ -15,8 +15,8 @@ from sqlmodel import func, select
 from starlette.websockets import WebSocketDisconnect
 
 from neurogate.consent.abuse import account_key, pending
-from neurogate.consent.accounts import create_account
-from neurogate.consent.models import Account, LedgerLeaf
+from neurogate.consent.accounts import create_account, create_client
+from neurogate.consent.models import Account, App, LedgerLeaf
 from neurogate.gateway.app import create_app, flush_abuse
 from neurogate.gateway.login import ACCOUNT_THROTTLE
 from neurogate.gateway.oauth import CLIENT_REFUSED
@@ -205,6 +205,31 @@ def test_oauth_unknown_and_wrongly_authenticated_clients_get_one_answer(
     assert CLIENT_REFUSED == (
         "The client credentials were refused: the client_id and client_secret must belong "
         "to a registered, active app or device, sent by HTTP Basic or in the form body.")
+
+
+def test_oauth_refusals_are_throttled_per_client_address(db_url: str, tmp_path: Path) -> None:
+    """Past the limit of refused token requests an address gets 429, even with the right
+    secret, while other addresses still get tokens."""
+    gateway = _gateway(db_url, tmp_path, token_attempts_per_address_per_minute=3)
+    with gateway.transaction() as session:
+        owner = session.exec(select(Account).where(Account.username == "ana")).one()
+        app = App(name="Focus", owner_account_id=owner.id)
+        session.add(app)
+        session.flush()
+        client_id, secret = create_client(session=session, kind="app", owner_id=app.id)
+    asgi = create_app(gateway=gateway)
+    with TestClient(asgi, base_url=BASE_URL, client=("203.0.113.9", 40000)) as attacker, \
+            TestClient(asgi, base_url=BASE_URL, client=("198.51.100.3", 40000)) as other:
+        assert _token(attacker, auth=(client_id, secret)).status_code == 200
+        assert [_token(attacker, auth=(client_id, f"guess-{n}")).status_code
+                for n in range(4)] == [401, 401, 401, 429]
+        refused = _token(attacker, auth=(client_id, secret))
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        assert refused.json() == {"error": {"code": "rate_limited", "message": (
+            "Too many refused token requests from this address; wait the number of seconds "
+            "given in the Retry-After header, then try again.")}}
+        assert _token(other, auth=(client_id, secret)).status_code == 200
 
 
 # -- suspension ---------------------------------------------------------------------
