@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     allowed_origins: Annotated[list[str], NoDecode] = []
     header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
     limit_concurrency: int = 1000
     backlog: int = 2048
 
@@ -80,13 +81,13 @@ class Settings(BaseSettings):
             return [_check_origin(str(origin)) for origin in value]
         return value
 
-    @field_validator("header_timeout_seconds")
+    @field_validator("header_timeout_seconds", "body_timeout_seconds")
     @classmethod
-    def _check_header_timeout(cls, value: float) -> float:
+    def _check_read_timeout(cls, value: float, info: ValidationInfo) -> float:
         if not 0 < value <= 300:
             msg = (
-                "Invalid value for NEUROGATE_HEADER_TIMEOUT_SECONDS. Allowed values are "
-                f"greater than 0 and at most 300 seconds, but got {value!r} instead."
+                f"Invalid value for NEUROGATE_{str(info.field_name).upper()}. Allowed values "
+                f"are greater than 0 and at most 300 seconds, but got {value!r} instead."
             )
             raise ValueError(msg)
         return value

@@ -30,11 +30,14 @@ err = Console(stderr=True)
 def _serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
+    from neurogate.gateway._server import uvicorn_options
     from neurogate.gateway.app import create_app
 
     settings = get_settings()
+    # No Server header; WebSocket messages above the protocol's size refused unread; request
+    # heads and bodies read within NEUROGATE_HEADER/BODY_TIMEOUT_SECONDS (_server.py).
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_level="info")
+                log_level="info", **uvicorn_options(settings))
 
 
 @app.command()
