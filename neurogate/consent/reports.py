@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
 from neurogate.consent.consents import evaluate
-from neurogate.consent.models import App, AppPseudonym, Consent
+from neurogate.consent.models import App, AppPseudonym, Consent, Device
 from neurogate.consent.policy import Decision
 from neurogate.consent.purposes import load_catalog
 
@@ -62,6 +62,14 @@ def apps_of_subject(*, session: Session, principal: Principal, subject_id: str) 
     return sorted(rows, key=lambda a: a.created_at)
 
 
+def devices_of_subject(*, session: Session, principal: Principal, subject_id: str
+                       ) -> list[Device]:
+    """The devices paired with a subject (their own people and clinicians in care)."""
+    subject = access.get_subject(session, principal, subject_id, (SELF, GUARDIAN, CLINICIAN))
+    rows = session.exec(select(Device).where(Device.paired_subject_id == subject.id)).all()
+    return sorted(rows, key=lambda d: d.created_at)
+
+
 def current_decisions(*, session: Session, principal: Principal, subject_id: str
                       ) -> list[CurrentDecision]:
     """The policy's decision now for each app that knows the subject, for every product of
@@ -85,4 +93,5 @@ __all__ = [
     "apps_of_subject",
     "consent_counts",
     "current_decisions",
+    "devices_of_subject",
 ]

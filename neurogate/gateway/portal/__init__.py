@@ -39,9 +39,18 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from neurogate.errors import NeurogateError
-from neurogate.gateway.portal import routes_auth, routes_child, routes_concerns, routes_home, web
+from neurogate.gateway.portal import (
+    console,
+    routes_auth,
+    routes_child,
+    routes_concerns,
+    routes_data,
+    routes_home,
+    web,
+)
 
-ROUTERS: tuple[Any, ...] = (routes_auth, routes_home, routes_child, routes_concerns)
+ROUTERS: tuple[Any, ...] = (routes_auth, routes_home, routes_child, routes_concerns, routes_data,
+                            console)
 
 router = APIRouter(include_in_schema=False)
 for _module in ROUTERS:
