@@ -54,6 +54,18 @@ def test_accounts_short_password_and_duplicates_are_refused(session: Session) ->
         create_account(session=session, username="bo", password="long-password-1", role="root")
 
 
+def test_accounts_authenticate_finds_nfkc_forms_and_refuses_disabled(session: Session) -> None:
+    """A full-width or padded username finds its account; a disabled account is refused
+    even with the right password, exactly like a wrong one."""
+    account = create_account(session=session, username="ana", password="long-password-1",
+                             role="clinician")
+    assert authenticate(session=session, username="ａｎａ ", password="long-password-1") == account
+    account.disabled = True
+    session.add(account)
+    session.flush()
+    assert authenticate(session=session, username="ana", password="long-password-1") is None
+
+
 def test_accounts_session_idle_timeout(session: Session) -> None:
     """A session unused for longer than the idle timeout is refused."""
     account = create_account(session=session, username="ana", password="long-password-1",
