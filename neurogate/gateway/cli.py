@@ -119,6 +119,11 @@ def demo(
     from neurogate.gateway.state import build_gateway
 
     settings = get_settings()
+    if not script:
+        base = f"http://{host or settings.host}:{port or settings.port}"
+        console.print(f"Portal: {base}/portal", soft_wrap=True)
+        console.print(f"Sign in as parent.chen (guardian), mia (child), dr.rivera (clinician) "
+                      f"or admin, password {DEMO_PASSWORD}", soft_wrap=True)
     gateway = build_gateway(settings)
     world = seed(gateway)
     table = Table(title="NeuroGate demo accounts (password: " + DEMO_PASSWORD + ")")

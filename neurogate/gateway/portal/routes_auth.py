@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from neurogate.consent.accounts import authenticate, close_session, find_account
+from neurogate.consent.accounts import close_session
 from neurogate.consent.accounts import open_session as start_session
 from neurogate.consent.preferences import set_language
+from neurogate.errors import AuthenticationError, RateLimitedError
 from neurogate.gateway.deps import SESSION_COOKIE, GatewayDep
+from neurogate.gateway.login import attempt_login
 from neurogate.gateway.portal import web
 from neurogate.gateway.portal.web import (
     CsrfFormDep,
@@ -52,24 +54,33 @@ def login(request: Request, gw: GatewayDep, form: CsrfFormDep) -> Response:
     if not password:
         errors.add("password", gettext("Enter your password."))
     account = None
+    retry_after = 0
     if not errors:
-        with gw.transaction() as session:
-            account = authenticate(session=session, username=username, password=password)
-            if account is not None:
-                token = start_session(session=session, account=account)
-                role = account.role
-        if account is None:
-            with gw.transaction() as session:
-                known = find_account(session=session, username=username)
-                gw.ledger.append(session, action="auth.login_failed",
-                                 account=known.pseudonym if known is not None else None)
+        try:
+            account = attempt_login(
+                gw, username=username, password=password,
+                client_address=request.client.host if request.client is not None else None)
+        except RateLimitedError as exc:
+            retry_after = exc.retry_after
+            errors.add("username", gettext(
+                "Too many tries went wrong. Wait %(seconds)s seconds, then try again.",
+                seconds=exc.retry_after))
+        except AuthenticationError:
             errors.add("username", gettext(
                 "The username or password is wrong. Check both and try again."))
+        if account is not None:
+            with gw.transaction() as session:
+                token = start_session(session=session, account=account)
     next_path = _safe_next(form_text(form, "next"), "")
     if errors or account is None:
-        return render(request, "login.html",
-                      {"errors": errors, "username": username, "next": next_path}, status=400)
-    response = RedirectResponse(next_path or web.HOME.get(role, "/portal"), status_code=303)
+        response = render(request, "login.html",
+                          {"errors": errors, "username": username, "next": next_path},
+                          status=429 if retry_after else 400)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+    response = RedirectResponse(next_path or web.HOME.get(account.role, "/portal"),
+                                status_code=303)
     web.set_session_cookie(response, gw, token)
     response.delete_cookie(web.PRESESSION_COOKIE)
     return response
