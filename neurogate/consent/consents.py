@@ -31,7 +31,13 @@ from neurogate.consent.models import (
 from neurogate.consent.policy import AppFacts, ConsentFacts, Decision, SubjectFacts, decide
 from neurogate.consent.purposes import load_catalog
 from neurogate.consent.schemas import ConsentCreate
-from neurogate.errors import ConflictError, ConsentError, PermissionDenied, ValidationError
+from neurogate.errors import (
+    ConflictError,
+    ConsentError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 
 CHANGES_KEY = "consent_changes"
 
@@ -454,15 +460,30 @@ def expire_due(*, session: Session, ledger: Ledger, now: datetime | None = None)
 
 def list_consents(*, session: Session, principal: Principal, subject_id: str | None = None
                   ) -> list[Consent]:
-    """Consents the caller may see, newest first (optionally of one subject)."""
+    """Consents the caller may see, newest first (optionally of one subject).
+
+    A filter is never dropped silently: an app (which knows subjects only by its own
+    pseudonyms) may not filter by ``subject_id``, and a subject id the caller cannot see
+    is refused exactly like one that does not exist.
+    """
     query = select(Consent).order_by(col(Consent.granted_at).desc())
     if principal.kind == "app":
+        if subject_id is not None:
+            msg = ("The 'subject_id' filter is not available to apps: an app knows subjects "
+                   "only by its own pseudonyms. Remove it.")
+            raise ValidationError(msg, field="subject_id")
         live = select(Subject.id).where(col(Subject.erased_at).is_(None))
         return list(session.exec(
             query.where(Consent.app_id == principal.id, col(Consent.subject_id).in_(live))
         ).all())
     if subject_id is not None:
-        access.get_subject(session, principal, subject_id)
+        try:
+            access.get_subject(session, principal, subject_id)
+        except NotFoundError:
+            shown = subject_id if len(subject_id) <= 64 else subject_id[:64] + "..."
+            msg = (f"Invalid value for the 'subject_id' filter. No subject with id "
+                   f"'{shown}' exists, or you may not access it.")
+            raise ValidationError(msg, field="subject_id") from None
         ids = [subject_id]
     else:
         ids = access.visible_subject_ids(session, principal)

@@ -45,14 +45,15 @@ def normalise_identifier(value: str, *, field: str, max_length: int | None = Non
     finds the account whatever form their keyboard produced.
     """
     normal = unicodedata.normalize("NFKC", value).strip()
-    for char in normal:
-        if _refused(char):
-            msg = (
-                f"Invalid value for the '{field}' field. It contains the character "
-                f"{_describe(char)}, which is invisible or controls how text is drawn; "
-                f"use letters, digits, punctuation and plain spaces only."
-            )
-            raise ValueError(msg)
+    # Each typed character by its normal form, so that the message names what was sent.
+    typed = (c for c in value if any(_refused(n) for n in unicodedata.normalize("NFKC", c)))
+    for char in (*typed, *(c for c in normal if _refused(c)))[:1]:
+        msg = (
+            f"Invalid value for the '{field}' field. It contains the character "
+            f"{_describe(char)}, which is invisible or controls how text is drawn; "
+            f"use letters, digits, punctuation and plain spaces only."
+        )
+        raise ValueError(msg)
     if max_length is not None and len(normal) > max_length:
         msg = (
             f"Invalid value for the '{field}' field. It must have at most {max_length} "

@@ -271,12 +271,13 @@ def update_app(*, session: Session, principal: Principal, app_id: str, request: 
                 f"'submitted', but got {changes['cria_status']!r} instead."
             )
             raise ValidationError(msg, field="cria_status")
-    if "declared_purposes" in changes:
-        changes["declared_purposes"] = _check_purposes(changes["declared_purposes"])
     for key, value in changes.items():
         if value is None:
             msg = f"Invalid value for the '{key}' field. It may be left out, but not null."
             raise ValidationError(msg, field=key)
+    if "declared_purposes" in changes:
+        changes["declared_purposes"] = _check_purposes(changes["declared_purposes"])
+    for key, value in changes.items():
         setattr(app, key, value)
     session.add(app)
     mark_changed(session, "app", app.id)
@@ -318,8 +319,6 @@ def list_devices(*, session: Session, principal: Principal) -> list[Device]:
     return sorted(session.exec(query).all(), key=lambda d: d.created_at)
 
 
-
-
 # -- pairing -----------------------------------------------------------------------
 def pair_device(*, session: Session, ledger: Ledger, principal: Principal, device_id: str,
                 subject_id: str) -> Device:
@@ -327,13 +326,12 @@ def pair_device(*, session: Session, ledger: Ledger, principal: Principal, devic
     access.require_role(principal, "subject", "clinician")
     subject = access.get_subject(session, principal, subject_id, (SELF, CLINICIAN))
     device = session.get(Device, device_id)
-    if device is None:
+    # A device paired with someone else looks exactly like one that does not exist:
+    # otherwise the answer would tell who has a device.
+    if device is None or device.paired_subject_id not in (None, subject.id):
         raise not_found(kind="device", ident=device_id)
     if device.paired_subject_id == subject.id:
         msg = "This device is already paired with this subject."
-        raise ConflictError(msg, field="device_id")
-    if device.paired_subject_id is not None:
-        msg = "This device is paired with someone else; it must be unpaired first."
         raise ConflictError(msg, field="device_id")
     device.paired_subject_id = subject.id
     session.add(device)

@@ -19,7 +19,7 @@ from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
-from neurogate.gateway import docs_ui, egress, errors, portal, security, stream_records
+from neurogate.gateway import docs_ui, egress, errors, openapi, portal, security, stream_records
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.routes import (
     apps,
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.state.gateway = gateway
     errors.install(app)
+    openapi.install(app)
     security.install(app, gateway.settings)
     docs_ui.install(app, gateway.settings)
     for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger,

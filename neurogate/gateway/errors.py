@@ -71,29 +71,108 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+QUOTE_LIMIT = 80  # characters of a bad value quoted back, at most
+
+
+def quote(value: Any) -> str:
+    """A bad value as an error message shows it: JSON-like, and at most ``QUOTE_LIMIT``
+    characters of a string (a 1 MB input does not come back)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        text = repr(value)
+        return text if len(text) <= QUOTE_LIMIT else f"a number of {len(text)} digits"
+    if isinstance(value, str):
+        if len(value) <= QUOTE_LIMIT:
+            return repr(value)
+        return f"{value[:QUOTE_LIMIT]!r}... ({len(value)} characters)"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+# What a field must be, by pydantic error type; the value follows as "but got ...".
+_EXPECTED = {
+    "bool_type": "It must be true or false (a JSON boolean)",
+    "int_type": "It must be a whole number (a JSON number, not a string)",
+    "int_from_float": "It must be a whole number",
+    "float_type": "It must be a number (a JSON number, not a string)",
+    "finite_number": "It must be a finite number",
+    "string_type": "It must be a string",
+    "list_type": "It must be a list",
+    "model_type": "It must be an object",
+    "model_attributes_type": "It must be an object",
+    "dict_type": "It must be an object",
+}
+
+
+def _limit_message(kind: str, ctx: dict[str, Any], got: Any) -> str | None:
+    if kind in ("string_too_long", "string_too_short"):
+        bound = "most" if kind == "string_too_long" else "least"
+        limit = ctx.get("max_length" if bound == "most" else "min_length")
+        unit = "character" if limit == 1 else "characters"
+        if isinstance(got, str) and len(got) <= QUOTE_LIMIT:
+            return f"It must have at {bound} {limit} {unit}, but got {quote(got)} ({len(got)})."
+        return f"It must have at {bound} {limit} {unit}, but got {quote(got)}."
+    if kind in ("too_long", "too_short"):
+        bound = "most" if kind == "too_long" else "least"
+        limit = ctx.get("max_length" if bound == "most" else "min_length")
+        unit = "item" if limit == 1 else "items"
+        size = ctx.get("actual_length")
+        return f"It must have at {bound} {limit} {unit}, but got {size}."
+    return None
+
+
+def validation_message(error: dict[str, Any]) -> tuple[str, str]:
+    """The sentence and field name for one pydantic error (the first one is shown)."""
+    field = _field_name(tuple(error.get("loc", ())))
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    got = error.get("input")
+    prefix = f"Invalid value for the '{field}' field."
+    if kind == "missing":
+        return f"The '{field}' field is required but was not given.", field
+    if kind == "extra_forbidden":
+        return f"The '{field}' field is not allowed here; remove it.", field
+    if kind == "json_invalid":
+        return _NOT_JSON, field
+    if kind == "value_error":
+        # Our validators raise whole sentences; keep them, naming the field if they don't.
+        text = str(ctx.get("error", error.get("msg", "")))[:500]
+        return (text if text.startswith("Invalid value") else f"{prefix} {text}"), field
+    limited = _limit_message(kind, ctx, got)
+    if limited is not None:
+        return f"{prefix} {limited}", field
+    if kind in _EXPECTED:
+        return f"{prefix} {_EXPECTED[kind]}, but got {quote(got)}.", field
+    detail = str(error.get("msg", "invalid value")).rstrip(".")[:300]
+    return f"Invalid value for the '{field}' field: {detail}, but got {quote(got)}.", field
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "Invalid request"}
-    field = _field_name(tuple(first.get("loc", ())))
-    detail = str(first.get("msg", "invalid value")).rstrip(".")
-    if first.get("type") == "missing":
-        message = f"The '{field}' field is required but was not given."
-    elif first.get("type") == "extra_forbidden":
-        message = f"The '{field}' field is not allowed here; remove it."
-    elif first.get("type") == "json_invalid":
-        message = "The request body is not valid JSON."
-    else:
-        got = first.get("input")
-        shown = repr(got) if isinstance(got, str | int | float | bool) else type(got).__name__
-        message = f"Invalid value for the '{field}' field: {detail}, but got {shown}."
+    message, field = validation_message(dict(first))
     body = error_body("invalid_request", message, field)
-    body["error"]["fields"] = [_field_name(tuple(e.get("loc", ()))) for e in errors]
+    fields = dict.fromkeys(_field_name(tuple(e.get("loc", ()))) for e in errors)
+    body["error"]["fields"] = list(fields)[:50]
     return JSONResponse(body, 422)
+
+
+_UNREADABLE_BODY = "There was an error parsing the body"
+_NOT_JSON = "The request body is not valid JSON."
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+        # FastAPI's answer to a body that is not UTF-8: the same as any body that is not JSON.
+        return JSONResponse(error_body("invalid_request", _NOT_JSON, "body"), 422)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated"}
     code = codes.get(exc.status_code, "http_error")
     message = {
@@ -121,4 +200,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-__all__ = ["STATUS", "error_body", "install"]
+__all__ = ["QUOTE_LIMIT", "STATUS", "error_body", "install", "quote", "validation_message"]

@@ -246,6 +246,9 @@ def document(schema: dict[str, Any], routes: Sequence[Any]) -> dict[str, Any]:
             for status in sorted(statuses):
                 declared = responses.get(str(status), {})
                 responses[str(status)] = _error_response(status, declared.get("description"))
+            for status, declared in responses.items():  # ones the route declared itself
+                if status.startswith(("4", "5")) and "content" not in declared:
+                    declared["content"] = {"application/json": {"schema": ERROR_REF}}
             calls = _calls(route.dependant)
             operation["security"] = SECURED if get_principal in calls else []
     return schema
