@@ -2,7 +2,8 @@
 
 ``neurogate bench [--quick] --out DIR`` runs the throughput, latency, revocation, policy
 and processing benchmarks; ``neurogate bench leakage --out DIR`` the leakage attack;
-``neurogate bench profile --out DIR`` samples a loaded gateway with py-spy.
+``neurogate bench profile --out DIR`` samples a loaded gateway with py-spy;
+``neurogate bench ledger`` measures ledger appends and roots at 1k, 10k and 100k leaves.
 Heavy imports happen inside the commands, so that the rest of the CLI starts fast.
 """
 
@@ -63,6 +64,26 @@ def leakage(
         run_leakage(recording or default_recording(), out, repeats=repeats, say=_say)
     except NeurogateError as exc:
         _say(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@bench_app.command("ledger")
+def ledger(
+    sizes: Annotated[list[int] | None, typer.Option(
+        "--size", min=1, help="A log size to measure at (repeatable; default 1000, 10000, "
+                              "100000).")] = None,
+    samples: Annotated[int, typer.Option(min=10, help="Appends timed at each size.")] = 200,
+    out: Annotated[Path | None, typer.Option(
+        "--out", file_okay=False, help="Folder for ledger.json.")] = None,
+) -> None:
+    """Append and root cost of the ledger at 1k, 10k and 100k leaves (SQLite)."""
+    from neurogate.bench.ledger import DEFAULT_SIZES, run_ledger_bench
+
+    try:
+        run_ledger_bench(sorted(sizes) if sizes else DEFAULT_SIZES, samples=samples, out=out,
+                         say=_say)
+    except ValueError as exc:
+        _say(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
 
 

@@ -367,6 +367,12 @@ class Ledger:
         """The number of leaves."""
         return len(self._view(session)[0])
 
+    def frontier(self) -> Frontier:
+        """A copy of the committed frontier this process holds (size and subtree roots),
+        as of its last append or read; for monitoring and benchmarks."""
+        with self._lock:
+            return self._tree.frontier.copy()
+
     # -- batches (one per transaction) ---------------------------------------------
     def _batch(self, session: Session) -> _Batch | None:
         batch: _Batch | None = session.info.get(self._key)

@@ -71,8 +71,13 @@ def audit_verify(
     external = [path.read_text(encoding="utf-8") for path in checkpoint]
     with gateway.transaction() as session:
         report = gateway.ledger.verify(session, external)
+    for note in report.notes:
+        console.print(f"Note: {note}")
     if report.ok:
-        console.print(f"Ledger verified: {report.size} leaves, root {report.root.hex()}.")
+        opaque = (f" ({len(report.opaque)} opaque: their entries were erased)"
+                  if report.opaque else "")
+        console.print(
+            f"Ledger verified: {report.size} leaves{opaque}, root {report.root.hex()}.")
         return
     err.print(f"Ledger verification FAILED ({len(report.problems)} problems):")
     for problem in report.problems:

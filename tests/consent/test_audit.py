@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from neurogate.consent.audit import verify_log
+from neurogate.consent.audit import verify_checkpoints, verify_log
 from neurogate.consent.checkpoint import Signer, generate_signer, sign_checkpoint
-from neurogate.consent.merkle import EMPTY_ROOT, canonical_json, leaf_hash, root
+from neurogate.consent.merkle import EMPTY_ROOT, canonical_json, leaf_hash, root, salted_leaf_hash
 from neurogate.errors import LedgerError
 
 ORIGIN = "clinic.example/ledger"
@@ -249,3 +249,123 @@ def test_verify_log_rejects_malformed_verifier_key() -> None:
 def test_entries_in_fixture_carry_their_index() -> None:
     """The fixture log numbers its entries by position, as the ledger does."""
     assert [json.loads(e)["seq"] for e in ENTRIES] == list(range(12))
+
+
+# -- the salted log (format 2): leaves commit to entries under secret salts -----------
+SALTS = [bytes([0x40 + i]) * 32 for i in range(12)]
+SALTED = [salted_leaf_hash(s, e) for s, e in zip(SALTS, ENTRIES, strict=True)]
+SALTED_CHECKPOINTS = _checkpoints(SALTED)
+
+
+def _salted(erase: tuple[int, ...] = ()) -> tuple[list[bytes | None], list[bytes | None]]:
+    entries: list[bytes | None] = list(ENTRIES)
+    salts: list[bytes | None] = list(SALTS)
+    for index in erase:
+        entries[index] = salts[index] = None
+    return entries, salts
+
+
+def test_verify_log_accepts_salted_log() -> None:
+    """A salted log verifies from its entries, salts and checkpoints."""
+    entries, salts = _salted()
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert report.problems == [] and report.opaque == []
+    assert report.root == root(SALTED)
+
+
+@pytest.mark.parametrize("erase", [(0,), (3, 4), (11,), tuple(range(12))])
+def test_verify_log_reports_erased_leaves_as_opaque_not_tampering(erase: tuple[int, ...]) -> None:
+    """Leaves whose entry and salt were both erased are opaque; every root still checks."""
+    entries, salts = _salted(erase)
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert report.problems == []
+    assert report.opaque == list(erase)
+    assert report.root == root(SALTED)
+
+
+def test_verify_log_rejects_opaque_leaf_with_replaced_hash() -> None:
+    """An opaque leaf is known by its stored hash; replacing it breaks the signed roots."""
+    entries, salts = _salted((5,))
+    stored = list(SALTED)
+    stored[5] = leaf_hash(b"forged")
+    report = verify_log(entries, stored, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert "Checkpoint 1: its root does not match the root of the first 9 leaves." in (
+        report.problems
+    )
+    assert "Checkpoint 0:" not in " ".join(report.problems)
+
+
+@pytest.mark.parametrize(("leaf", "offset"), POSITIONS)
+def test_verify_log_rejects_changed_byte_in_salted_entry(leaf: int, offset: int) -> None:
+    """One changed byte in any salted entry no longer opens its stored leaf."""
+    entries, salts = _salted()
+    entries[leaf] = _flip_byte(ENTRIES[leaf], offset)
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert f"Leaf {leaf}: its hash does not match its entry." in report.problems
+
+
+@pytest.mark.parametrize("leaf", [0, 6, 11])
+def test_verify_log_rejects_changed_salt(leaf: int) -> None:
+    """Another salt opens no leaf: the entry no longer matches its hash."""
+    entries, salts = _salted()
+    salts[leaf] = b"\x00" * 32
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert f"Leaf {leaf}: its hash does not match its entry." in report.problems
+
+
+@pytest.mark.parametrize(
+    ("keep", "problem"),
+    [
+        ("entry", "Leaf 2: it keeps its entry without its salt; erasure removes both, so "
+                  "the other was deleted or altered."),
+        ("salt", "Leaf 2: it keeps its salt without its entry; erasure removes both, so "
+                 "the other was deleted or altered."),
+    ],
+)
+def test_verify_log_rejects_half_erased_leaf(keep: str, problem: str) -> None:
+    """Erasure removes an entry and its salt together; one without the other is reported."""
+    entries, salts = _salted()
+    if keep == "entry":
+        salts[2] = None
+    else:
+        entries[2] = None
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert report.problems == [problem]
+
+
+def test_verify_log_rejects_salted_swap_with_renumbered_seq() -> None:
+    """Two entries swapped, renumbered and re-committed under new salts still break the
+    signed roots."""
+    entries, salts = _salted()
+    entries[2], entries[7] = _entry(2, subject=7), _entry(7, subject=2)
+    stored = [salted_leaf_hash(s, e) for s, e in zip(salts, entries, strict=True)]  # type: ignore[arg-type]
+    report = verify_log(entries, stored, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert "Checkpoint 0: its root does not match the root of the first 4 leaves." in (
+        report.problems
+    )
+
+
+def test_verify_log_rejects_short_salt() -> None:
+    """A stored salt that is not 32 bytes is reported, not raised."""
+    entries, salts = _salted()
+    salts[1] = b"short"
+    report = verify_log(entries, SALTED, SALTED_CHECKPOINTS, SIGNER.verifier, salts=salts)
+    assert "Leaf 1: its salt is not 32 bytes long." in report.problems
+
+
+def test_verify_log_refuses_erased_entry_in_unsalted_log() -> None:
+    """An unsalted log has no opaque leaves: an entry missing there is an error."""
+    entries: list[bytes | None] = list(ENTRIES)
+    entries[0] = None
+    with pytest.raises(LedgerError, match="Leaf 0 has no entry"):
+        verify_log(entries, HASHES, CHECKPOINTS, SIGNER.verifier)
+
+
+def test_verify_checkpoints_names_its_label() -> None:
+    """Checkpoint problems carry the label given (external, version 1)."""
+    problems = verify_checkpoints(HASHES[:3], CHECKPOINTS[:1], SIGNER.verifier,
+                                  label="External checkpoint")
+    assert problems == [
+        "External checkpoint 0 covers 4 leaves, but the log holds only 3: leaves signed "
+        "into the log are missing."
+    ]

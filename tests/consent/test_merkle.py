@@ -12,12 +12,16 @@ from hypothesis import strategies as st
 from neurogate.consent.merkle import (
     CACHE_MIN_WIDTH,
     EMPTY_ROOT,
+    SALT_SIZE,
+    Frontier,
     canonical_json,
     consistency_proof,
+    entry_commitment,
     inclusion_proof,
     leaf_hash,
     node_hash,
     root,
+    salted_leaf_hash,
     verify_consistency,
     verify_inclusion,
 )
@@ -480,3 +484,60 @@ def test_canonical_json_rejects_nan() -> None:
     """NaN has no JSON form, so it is refused."""
     with pytest.raises(ValueError, match="not JSON compliant"):
         canonical_json({"x": float("nan")})
+
+
+def test_frontier_root_matches_known_answers() -> None:
+    """The frontier's root is the transparency-dev root after every append."""
+    frontier = Frontier()
+    assert frontier.root() == EMPTY_ROOT
+    for size, data in enumerate(LEAF_INPUTS, start=1):
+        frontier.append(leaf_hash(data))
+        assert frontier.root() == ROOTS[size]
+        assert (frontier.size, len(frontier.nodes)) == (size, size.bit_count())
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=300))
+def test_frontier_root_matches_full_root(hashes: list[bytes]) -> None:
+    """Built leaf by leaf or all at once, the frontier gives the full tree's root."""
+    assert Frontier.of(hashes).root() == root(hashes)
+
+
+def test_frontier_copy_is_independent() -> None:
+    """Appending to a copy leaves the original untouched (a rolled-back batch)."""
+    frontier = Frontier.of([leaf_hash(bytes([i])) for i in range(5)])
+    before = frontier.root()
+    copy = frontier.copy()
+    copy.append(leaf_hash(b"x"))
+    assert (frontier.size, frontier.root()) == (5, before)
+    assert copy.root() == root([*[leaf_hash(bytes([i])) for i in range(5)], leaf_hash(b"x")])
+
+
+def test_frontier_refuses_nodes_unlike_its_size() -> None:
+    """A frontier of n leaves has one subtree root per binary digit of n."""
+    with pytest.raises(ValidationError, match="needs one subtree root per binary digit"):
+        Frontier(3, [EMPTY_ROOT])
+
+
+def test_salted_leaf_hash_is_the_leaf_hash_of_an_hmac() -> None:
+    """The leaf is SHA-256(0x00 || HMAC-SHA256(salt, entry)), as the docstring says."""
+    import hmac
+
+    salt, entry = bytes(range(SALT_SIZE)), b'{"seq":0}'
+    commitment = hmac.new(salt, entry, hashlib.sha256).digest()
+    assert entry_commitment(salt, entry) == commitment
+    assert salted_leaf_hash(salt, entry) == hashlib.sha256(b"\x00" + commitment).digest()
+
+
+def test_salted_leaf_hash_hides_equal_entries_under_different_salts() -> None:
+    """The same entry under two salts gives unrelated leaves; one salt binds one entry."""
+    entry = b'{"seq":0}'
+    assert salted_leaf_hash(b"a" * 32, entry) != salted_leaf_hash(b"b" * 32, entry)
+    assert salted_leaf_hash(b"a" * 32, entry) != salted_leaf_hash(b"a" * 32, b'{"seq":1}')
+    assert salted_leaf_hash(b"a" * 32, entry) != leaf_hash(entry)
+
+
+@pytest.mark.parametrize("salt", [b"", b"short", b"x" * 33])
+def test_entry_commitment_refuses_salt_of_wrong_size(salt: bytes) -> None:
+    """A salt must be exactly 32 bytes."""
+    with pytest.raises(ValidationError, match="It must be 32 random bytes"):
+        entry_commitment(salt, b"{}")
