@@ -5,7 +5,8 @@ Two pieces, both installed by ``install``:
 - ``SecurityMiddleware`` (pure ASGI, outermost, so error pages get the headers too) adds
   ``X-Content-Type-Options``, ``Content-Security-Policy``, ``Referrer-Policy``,
   ``X-Frame-Options``, ``Strict-Transport-Security`` (production only) and, on responses
-  that may carry secrets or personal data, ``Cache-Control: no-store``; it also refuses a
+  that may carry secrets or personal data (the auth paths, answers to a request that carried
+  credentials, anything that sets a cookie), ``Cache-Control: no-store``; it also refuses a
   cross-site unsafe request that the session cookie authenticates (``check_origin``).
 - ``check_origin`` is the rule itself, callable by the WebSocket routes on the handshake.
 """
@@ -159,7 +160,7 @@ class SecurityMiddleware:
                 headers["X-Frame-Options"] = "DENY"
                 if self.production:
                     headers["Strict-Transport-Security"] = HSTS
-                if no_store:
+                if no_store or "set-cookie" in headers:
                     headers["Cache-Control"] = "no-store"
             await send(message)
 

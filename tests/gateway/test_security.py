@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi import Response
 from fastapi.testclient import TestClient
 
 from neurogate.gateway.app import create_app
@@ -202,6 +203,20 @@ def test_cache_no_store_on_login_and_credentialed_responses(clinic: Clinic) -> N
                                auth=clinic.secrets["clinic_app"])
     assert token.status_code == 200
     assert token.headers["cache-control"] == "no-store"
+
+
+def test_cache_no_store_on_any_response_that_sets_a_cookie(gateway: Gateway) -> None:
+    """A response that sets a cookie (e.g. a portal sign-in) is never stored either."""
+    app = create_app(gateway=gateway)
+
+    @app.get("/sets-cookie")
+    def sets_cookie(response: Response) -> dict[str, str]:
+        response.set_cookie("ngs_session", "ngs_example", httponly=True)
+        return {}
+
+    with TestClient(app, base_url=BASE_URL) as client:
+        response = client.get("/sets-cookie")
+    assert response.headers["cache-control"] == "no-store"
 
 
 def test_cache_public_response_may_be_stored(client: TestClient) -> None:
