@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from neurogate.consent import access
 from neurogate.consent.access import Principal
 from neurogate.consent.ledger import Ledger
-from neurogate.consent.models import App, Delivery, LedgerLeaf, Subject, utcnow
+from neurogate.consent.models import App, Delivery, Subject, utcnow
 from neurogate.errors import ValidationError
 
 MAX_DAYS = 92
@@ -181,15 +181,10 @@ def _int(value: object) -> int | None:
 
 def subject_entries(session: Session, ledger: Ledger, subject: Subject
                     ) -> list[tuple[int, dict[str, Any]]]:
-    """Every ledger entry about ``subject`` as (index, entry), oldest first."""
-    del ledger  # entries are read from the store the ledger writes to
-    found = []
-    rows = session.exec(select(LedgerLeaf.seq, LedgerLeaf.entry).order_by(col(LedgerLeaf.seq)))
-    for seq, raw in rows:
-        entry = json.loads(bytes(raw))
-        if entry.get("subject") == subject.pseudonym:
-            found.append((int(seq), entry))
-    return found
+    """Every ledger entry about ``subject`` that is still open, as (index, entry), oldest
+    first (erased entries are gone: only their opaque leaves remain)."""
+    return [(e.seq, json.loads(e.entry)) for e in ledger.entries_for_subject(session, subject.id)
+            if e.entry is not None]
 
 
 def _sessions(entries: Iterable[tuple[int, dict[str, Any]]], first: date, last: date

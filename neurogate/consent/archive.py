@@ -2,13 +2,14 @@
 
 The archive holds the subject's export (``rights.export_subject``, which writes the
 request to the ledger), a signed receipt for every entry of their consents' histories,
-every ledger entry about them with its inclusion proof, what each app
-received (``activity``), and the checkpoint and key that the proofs verify against::
+every ledger entry about them with its salt and inclusion proof, their concerns, what
+each app received (``activity``), and the checkpoint and key the proofs verify against::
 
     README.txt
     subject.json            the subject, guardians, consents and their history
     receipts/<index>.json   one receipt per consent event: neurogate audit verify-receipt
-    ledger.json             every ledger entry about the subject, each with its proof
+    ledger.json             every ledger entry about the subject, with its salt and proof
+    concerns.json           the concerns reported and their answers
     activity.json           per-day delivery counts and the streams from the ledger
     checkpoint.txt          the newest signed checkpoint the proofs are against
     key.txt                 the gateway's verifier key
@@ -26,7 +27,7 @@ from sqlmodel import Session
 
 from neurogate.consent import access, rights
 from neurogate.consent.access import Principal
-from neurogate.consent.activity import MAX_DAYS, activity_for, subject_entries
+from neurogate.consent.activity import MAX_DAYS, activity_for
 from neurogate.consent.ledger import Ledger
 from neurogate.consent.models import utcnow
 
@@ -52,12 +53,13 @@ def subject_archive(*, session: Session, ledger: Ledger, principal: Principal,
                        if e.get("ledger_index") is not None}):
         files[f"receipts/{seq}.json"] = _json(ledger.receipt_for(session, seq))
     entries = []
-    for seq, entry in subject_entries(session, ledger, subject):
-        proof = ledger.inclusion(session, seq)
-        entries.append({"index": seq, "entry": entry, "leaf_hash": proof["leaf_hash"],
-                        "tree_size": proof["tree_size"], "root": proof["root"],
-                        "inclusion_proof": proof["proof"]})
+    for item in ledger.entries_for_subject(session, subject.id):
+        opened = item.as_json()
+        proof = ledger.inclusion(session, item.seq)
+        entries.append({**opened, "tree_size": proof["tree_size"], "root": proof["root"],
+                        "inclusion_proof": proof["proof"], "checkpoint": proof["checkpoint"]})
     files["ledger.json"] = _json({"entries": entries})
+    files["concerns.json"] = _json(export.get("concerns", []))
     activity = activity_for(session=session, ledger=ledger, principal=principal,
                             subject_id=subject.id, days=MAX_DAYS, today=now.date())
     files["activity.json"] = _json(activity.as_json())

@@ -1,9 +1,10 @@
 """Proof that a consent's records are in the public log, checked against its newest checkpoint.
 
 For each ledger entry of a consent's history (grant, assent, revocation, expiry) a fresh
-receipt is issued against the newest signed checkpoint and verified at once, exactly as
-``neurogate audit verify-receipt`` verifies it offline: the checkpoint's signature, the
-tree size, and the inclusion of the entry's leaf under the checkpoint's root.
+receipt is issued against the newest signed checkpoint and checked at once with
+``Ledger.check_receipt``: what ``neurogate audit verify-receipt`` verifies offline (the
+signatures, the salted leaf's inclusion under the checkpoint's root), and that the leaf
+is in the newest tree.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from neurogate.consent import access
 from neurogate.consent.access import Principal
 from neurogate.consent.consents import history
 from neurogate.consent.ledger import Ledger
-from neurogate.consent.models import Consent, LedgerCheckpoint
-from neurogate.consent.receipts import verify_receipt
+from neurogate.consent.models import Consent
 from neurogate.errors import LedgerError, not_found
 
 
@@ -50,13 +50,6 @@ class ConsentProofs:
         return bool(self.checks) and all(c.included for c in self.checks)
 
 
-def _checkpoint_time(session: Session, size: int) -> datetime | None:
-    row = session.exec(
-        select(LedgerCheckpoint.created_at).where(col(LedgerCheckpoint.size) == size)
-    ).first()
-    return row
-
-
 def check_consent(*, session: Session, ledger: Ledger, principal: Principal, consent_id: str
                   ) -> ConsentProofs:
     """Check every ledger entry of a consent against the gateway's newest checkpoint
@@ -64,21 +57,22 @@ def check_consent(*, session: Session, ledger: Ledger, principal: Principal, con
     consent = access.get_consent(session, principal, consent_id)
     note = ledger.latest_checkpoint(session)
     size = ledger.open(note).size
+    stored = ledger.checkpoint_at(session, size)
     checks = []
     for event in history(session=session, principal=principal, consent_id=consent.id):
         if event.ledger_index is None:
             continue
         try:
             receipt = ledger.receipt_for(session, event.ledger_index)
-            verify_receipt(receipt, ledger.verifier)
-        except LedgerError as exc:
+        except LedgerError as exc:  # an erased leaf has no receipt any more
             checks.append(ProofCheck(event.ledger_index, event.action, event.at, False,
                                      exc.message, None))
             continue
-        checks.append(ProofCheck(event.ledger_index, event.action, event.at, True, None,
-                                 receipt))
+        status = ledger.check_receipt(session, receipt)
+        checks.append(ProofCheck(event.ledger_index, event.action, event.at, status.included,
+                                 status.problem, receipt if status.included else None))
     return ConsentProofs(consent=consent, checks=checks, tree_size=size, checkpoint=note,
-                         checkpoint_at=_checkpoint_time(session, size))
+                         checkpoint_at=None if stored is None else stored.created_at)
 
 
 def receipt_of(*, session: Session, ledger: Ledger, principal: Principal, consent_id: str,

@@ -267,7 +267,9 @@ def test_erasure_needs_the_confirmation_then_erases(
                                                   Consent.status == "active")).all() == []
         assert session.exec(select(Delivery).where(Delivery.subject_id == mia)).all() == []
         last = session.get(LedgerLeaf, gateway.ledger.size(session) - 1)
-        assert last is not None and json.loads(last.entry)["action"] == "subject.erase"
+        assert last is not None and last.entry is not None
+        assert json.loads(last.entry)["action"] == "subject.erase"
+        assert all(e.opaque for e in gateway.ledger.entries_for_subject(session, mia))
 
 
 @pytest.mark.parametrize("path", ["/portal/my-data/erase", "/portal/my-data/export"])
