@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
+from neurogate.consent import abuse
 from neurogate.consent.access import Principal
 from neurogate.consent.models import Device, Subject
 from neurogate.consent.purposes import load_catalog
@@ -33,6 +34,7 @@ from neurogate.gateway.egress import (
     resolve_pseudonym,
     spawn_reevaluation,
 )
+from neurogate.gateway.security import ForbiddenOrigin, check_origin
 from neurogate.gateway.state import Gateway
 from neurogate.gateway.streams import STORE_UNAVAILABLE, LiveStream, Subscription
 
@@ -67,7 +69,15 @@ async def _authenticate(ws: WebSocket, gateway: Gateway, kind: str, scope: str
                         ) -> Principal | None:
     """The caller of a handshake, or None after closing the socket.
 
-    Raises StorageError without reading the store while the store lease has lapsed."""
+    A cross-site handshake that the portal's session cookie would authenticate is refused
+    first (4403 ``forbidden_origin``). Raises StorageError without reading the store
+    while the store lease has lapsed."""
+    try:
+        check_origin(ws)
+    except ForbiddenOrigin as exc:
+        await _close(ws, CloseCode.FORBIDDEN,
+                     {"type": "error", "code": exc.code, "message": exc.message})
+        return None
     if not gateway.hub.store_ok():
         msg = "The consent store has not answered within its lease."
         raise StorageError(msg)
@@ -89,9 +99,37 @@ async def _authenticate(ws: WebSocket, gateway: Gateway, kind: str, scope: str
     return principal
 
 
-def _ledger(gateway: Gateway, action: str, **fields: Any) -> None:
+def _count_abuse(gateway: Gateway, kind: str, app_id: str) -> None:
+    """Count a refused or throttled subscribe attempt (aggregated, one leaf per window)."""
     with gateway.transaction() as session:
-        gateway.ledger.append(session, action=action, **fields)
+        abuse.record(session=session, kind=kind, key=app_id,
+                     window_seconds=gateway.settings.abuse_window_seconds)
+
+
+def _claimed_app(gateway: Gateway, ws: WebSocket) -> str | None:
+    """The app a handshake's access token was issued to, by its signature alone (no
+    store read); None without a valid app token."""
+    token = bearer_token(ws)
+    if token is None:
+        return None
+    try:
+        claims = gateway.tokens.verify(token)
+    except NeurogateError:
+        return None
+    return claims.subject if claims.kind == "app" else None
+
+
+def _throttled(gateway: Gateway, app_id: str) -> int | None:
+    """Count a subscribe attempt of an app: None if allowed, else seconds to wait."""
+    if not gateway.hub.store_ok():
+        msg = "The consent store has not answered within its lease."
+        raise StorageError(msg)
+    limit = gateway.settings.subscribe_attempts_per_minute
+    throttle = gateway.throttles.get("stream.subscribe", limit=limit)
+    if throttle.hit(app_id):
+        return None
+    _count_abuse(gateway, "stream.throttled", app_id)
+    return throttle.retry_after(app_id)
 
 
 def _device_and_subject(gateway: Gateway, device_id: str) -> tuple[Device, Subject | None]:
@@ -251,6 +289,18 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
     """An app receives the products its consent allows, for one subject and purpose."""
     gateway: Gateway = ws.app.state.gateway
     await ws.accept()
+    # Throttled before anything else reads the store, so a flood costs little.
+    claimed = _claimed_app(gateway, ws)
+    retry_after = None if claimed is None else await run_in_threadpool(
+        _throttled, gateway, claimed)
+    if retry_after is not None:
+        limit = gateway.settings.subscribe_attempts_per_minute
+        await _close(ws, CloseCode.RATE_EXCEEDED, {
+            "type": "error", "code": "rate_limited", "retry_after": retry_after,
+            "message": f"This app tried to subscribe more than {limit} times within a "
+                       f"minute. Try again in {retry_after} s, and back off between "
+                       f"attempts."})
+        return
     principal = await _authenticate(ws, gateway, "app", "stream:subscribe")
     if principal is None:
         return
@@ -276,15 +326,13 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
         await _close(ws, code, {"type": "error", "code": exc.code, "message": exc.message,
                                 "field": exc.field})
         return
-    pseudonym_of_subject = await run_in_threadpool(_subject_pseudonym, gateway, subject_id)
     if isinstance(outcome, Refusal):
-        await run_in_threadpool(_ledger, gateway, "stream.deny", app=principal.id,
-                                subject=pseudonym_of_subject, purpose=purpose,
-                                reasons=list(outcome.reasons))
+        await run_in_threadpool(_count_abuse, gateway, "stream.deny", principal.id)
         await _close(ws, CloseCode.FORBIDDEN, {
             "type": "refused", "subject": subject, "purpose": purpose,
             "reasons": list(outcome.reasons), "explanations": list(outcome.explanations)})
         return
+    pseudonym_of_subject = await run_in_threadpool(_subject_pseudonym, gateway, subject_id)
     sub = Subscription(id=_new_id(), app_id=principal.id, subject_id=subject_id,
                        pseudonym=subject, purpose_id=purpose, binary=format == "binary",
                        grant=outcome)
