@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,20 @@ def test_login_burst_of_wrong_passwords_is_throttled_with_bounded_leaves(
     key = account_key(login_gateway.settings.secret_key.get_secret_value(), "ana")
     login_gateway.throttles.get(ACCOUNT_THROTTLE, limit=5).clear(key)
     assert _login(login_client, "ana", PASSWORD).status_code == 200
+
+
+def test_login_concurrent_burst_gets_no_more_guesses_than_the_limit(
+    login_gateway: Gateway, login_client: TestClient
+) -> None:
+    """50 wrong passwords sent at once still get exactly 5 password checks."""
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(
+            lambda n: _login(login_client, "ana", f"wrong-password-{n}").status_code,
+            range(50)))
+    assert sorted(statuses) == [401] * 5 + [429] * 45
+    with login_gateway.transaction() as session:
+        assert pending(session=session, kind="auth.login_failed") == 5
+        assert pending(session=session, kind="auth.login_throttled") == 45
 
 
 def test_login_known_and_unknown_accounts_are_indistinguishable(
