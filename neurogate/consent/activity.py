@@ -142,12 +142,16 @@ def record_delivery(*, session: Session, subject_id: str, app_id: str, purpose_i
     """Add what one subscription delivered since it was last counted to the day's row.
 
     Safe when several gateway nodes count at once: the row is created or incremented in
-    one statement (``INSERT ... ON CONFLICT DO UPDATE``).
+    one statement (``INSERT ... ON CONFLICT DO UPDATE``). Counts that arrive for a subject
+    already erased are dropped: erasure leaves no activity behind.
     """
     _check_count("messages", messages)
     _check_count("dropped", dropped)
     _check_count("seconds", seconds)
     if not (messages or dropped or seconds):
+        return
+    subject = session.get(Subject, subject_id)
+    if subject is None or subject.erased_at is not None:
         return
     values = {"subject_id": subject_id, "app_id": app_id, "purpose_id": purpose_id,
               "day": day, "messages": messages, "dropped": dropped, "seconds": seconds}

@@ -33,6 +33,7 @@ from neurogate.consent.models import App, Subject
 from neurogate.consent.policy import explain
 from neurogate.consent.purposes import load_catalog
 from neurogate.errors import NeurogateError, StorageError, not_found
+from neurogate.gateway.counters import DeliveryCounter
 from neurogate.gateway.state import Gateway
 from neurogate.gateway.streams import Grant, Subscription, epoch_seconds
 from neurogate.signal import Resolution
@@ -198,6 +199,7 @@ async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
 
     ``ready`` is set once the first probe has answered (or failed)."""
     hub = gateway.hub
+    counter = DeliveryCounter()  # what each app received, counted outside the hot path
     lease = StoreLease(gateway, seconds=gateway.settings.store_lease_seconds)
     await run_in_threadpool(lease.renew)
     lease.start()
@@ -211,9 +213,11 @@ async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
                 sub.open = False
                 with contextlib.suppress(Exception):
                     await reevaluate(gateway, sub)
+            counter.poke(gateway)
             await asyncio.sleep(lease.cadence)
     finally:
         lease.stop()
+        counter.close(gateway)
 
 
 __all__ = ["Refusal", "StoreLease", "decide_grant", "reevaluate", "resolve_pseudonym",
