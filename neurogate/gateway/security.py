@@ -156,7 +156,9 @@ class SecurityMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-                headers["Referrer-Policy"] = "no-referrer"
+                # Not "no-referrer": under it Chromium sends "Origin: null" on the portal's
+                # own form posts, which check_origin (rightly) refuses.
+                headers["Referrer-Policy"] = "same-origin"
                 headers["X-Frame-Options"] = "DENY"
                 if self.production:
                     headers["Strict-Transport-Security"] = HSTS

@@ -137,11 +137,12 @@ def test_allowed_origins_setting_names_a_bad_entry() -> None:
 
 @pytest.mark.parametrize("path", ["/healthz", "/v1/ledger/checkpoint", "/no/such/route"])
 def test_headers_on_every_response(client: TestClient, path: str) -> None:
-    """nosniff, the strict CSP, no referrer, no framing, and no Server header, on any path."""
+    """nosniff, the strict CSP, no referrer to other sites, no framing, and no Server
+    header, on any path."""
     response = client.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-frame-options"] == "DENY"
     assert "strict-transport-security" not in response.headers
     assert "server" not in response.headers
