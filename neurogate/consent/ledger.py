@@ -508,14 +508,14 @@ class Ledger:
 
     def checkpoints(self, session: Session, from_size: int = 0,
                     limit: int = 100) -> list[dict[str, Any]]:
-        """Stored checkpoints of at least ``from_size`` leaves, smallest first."""
+        """Stored checkpoints of at least ``from_size`` leaves, smallest first (size and
+        signed note; not the time each was signed, which would time each append)."""
         _check_page("from_size", from_size, "limit", limit)
         rows = session.exec(
             select(LedgerCheckpoint).where(LedgerCheckpoint.size >= from_size)
             .order_by(col(LedgerCheckpoint.size)).limit(limit)
         ).all()
-        return [{"size": r.size, "note": r.note, "created_at": r.created_at.isoformat()}
-                for r in rows]
+        return [{"size": r.size, "note": r.note} for r in rows]
 
     def leaves(self, session: Session, start: int = 0, limit: int = 100) -> dict[str, Any]:
         """A page of leaf hashes (hex), from index ``start``: all a verifier needs to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -80,11 +81,44 @@ def _foreign_checkpoint(gateway: Gateway) -> None:
         conn.execute(sa.text("UPDATE ledger_checkpoints SET note=:n WHERE size=8"), {"n": note})
 
 
+def _change_salt(gateway: Gateway) -> None:
+    _sql(gateway, "UPDATE ledger_leaves SET salt=:s WHERE seq=4", s=b"\x07" * 32)
+
+
+def _drop_salt_only(gateway: Gateway) -> None:
+    _sql(gateway, "UPDATE ledger_leaves SET salt=NULL WHERE seq=2")
+
+
+def _rewrite_and_recommit(gateway: Gateway) -> None:
+    """Change an entry and store a fresh salted leaf for it: the signed roots break."""
+    from neurogate.consent.merkle import salted_leaf_hash
+
+    with gateway.engine.begin() as conn:
+        entry = json.loads(conn.execute(sa.text(
+            "SELECT entry FROM ledger_leaves WHERE seq=6")).scalar_one())
+        entry["purpose"] = "neuromarketing"
+        raw = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+        salt = b"\x05" * 32
+        conn.execute(sa.text("UPDATE ledger_leaves SET entry=:e, salt=:s, leaf_hash=:h "
+                             "WHERE seq=6"),
+                     {"e": raw, "s": salt, "h": salted_leaf_hash(salt, raw)})
+
+
+def _replace_opaque_leaf(gateway: Gateway) -> None:
+    """Erase a leaf, then swap in another hash: an opaque leaf is still bound by the roots."""
+    _sql(gateway, "UPDATE ledger_leaves SET entry=NULL, salt=NULL, leaf_hash=:h WHERE seq=1",
+         h=b"\x09" * 32)
+
+
 TAMPERINGS: dict[str, Callable[[Gateway], None]] = {
     "one byte of a leaf changed": _flip_byte,
     "a leaf removed": _remove_leaf,
     "two leaves swapped": _swap_leaves,
     "checkpoint signed by another key": _foreign_checkpoint,
+    "the salt of a leaf changed": _change_salt,
+    "a salt deleted without its entry": _drop_salt_only,
+    "an entry rewritten and re-committed": _rewrite_and_recommit,
+    "an opaque leaf's hash replaced": _replace_opaque_leaf,
 }
 
 
@@ -134,3 +168,45 @@ def test_ledger_store_rolled_back_append_leaves_no_trace(ledger_gateway: Gateway
     assert json.loads(appended.entry)["subject"] == "sub_y"
     with ledger_gateway.transaction() as session:
         assert ledger_gateway.ledger.verify(session).ok
+
+
+def test_ledger_store_erased_leaves_verify_as_opaque(ledger_gateway: Gateway) -> None:
+    """After an erasure the audit passes, counting the erased leaves as opaque."""
+    with ledger_gateway.transaction() as session:
+        for _ in range(3):
+            ledger_gateway.ledger.append(session, action="consent.revoke", concerns="subj-9")
+    with ledger_gateway.transaction() as session:
+        assert ledger_gateway.ledger.erase_subject(session, "subj-9") == 3
+    result = _audit(ledger_gateway)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Ledger verified: 11 leaves (3 opaque: their entries were erased)" in result.stdout
+
+
+def _verify_receipt_cli(gateway: Gateway, path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    env["NEUROGATE_DATA_DIR"] = str(gateway.settings.data_dir)
+    return subprocess.run([sys.executable, "-m", "neurogate", "audit", "verify-receipt",
+                           str(path)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def test_ledger_store_receipt_verifies_offline_and_altered_salt_fails(
+        ledger_gateway: Gateway, tmp_path: Path) -> None:
+    """``neurogate audit verify-receipt`` accepts a salted receipt and refuses it once its
+    salt is altered."""
+    with ledger_gateway.transaction() as session:
+        appended = ledger_gateway.ledger.append(session, action="consent.grant", app="app_r")
+        receipt = ledger_gateway.ledger.receipt(session, appended)
+    good = tmp_path / "receipt.json"
+    good.write_text(json.dumps(receipt), encoding="utf-8")
+    result = _verify_receipt_cli(ledger_gateway, good)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Receipt valid" in result.stdout
+    salt = bytearray(base64.b64decode(receipt["salt"]))
+    salt[0] ^= 1
+    receipt["salt"] = base64.b64encode(bytes(salt)).decode()
+    bad = tmp_path / "altered.json"
+    bad.write_text(json.dumps(receipt), encoding="utf-8")
+    result = _verify_receipt_cli(ledger_gateway, bad)
+    assert result.returncode == 1
+    assert "inclusion proof does not place its leaf" in result.stderr
