@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +101,27 @@ def test_handshake_closes_4503_when_the_store_cannot_be_read(
         "The consent store cannot be read, so no data may flow. Connect again later, "
         "with backoff.")}
     assert closed == {"type": "websocket.close", "code": 4503, "reason": ""}
+
+
+async def _block_loop(started: threading.Event, release: threading.Event) -> None:
+    started.set()
+    release.wait(10)  # blocks the event loop, as a loop busy with other work would
+
+
+def test_store_lease_holds_while_the_event_loop_is_blocked(sqlite_gateway: Gateway) -> None:
+    """The lease is renewed from its own thread: an event loop blocked for three leases
+    does not lapse it while the store answers."""
+    seconds = sqlite_gateway.settings.store_lease_seconds
+    with TestClient(create_app(gateway=sqlite_gateway), base_url=BASE_URL) as client:
+        started, release = threading.Event(), threading.Event()
+        client.portal.start_task_soon(_block_loop, started, release)
+        assert started.wait(10)
+        remaining = []
+        until = time.monotonic() + 3 * seconds
+        while time.monotonic() < until:
+            remaining.append(sqlite_gateway.hub.lease_until - time.monotonic())
+            time.sleep(0.01)
+        release.set()
+    print(f"\nlease {seconds} s, loop blocked {3 * seconds} s: least lease left "
+          f"{min(remaining):.3f} s over {len(remaining)} samples")
+    assert min(remaining) > 0
