@@ -38,6 +38,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     head_timeout: float = 10.0
     body_timeout: float = 30.0
 
+    # uvicorn narrows asyncio's BaseTransport to Transport here, as its own class does.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None

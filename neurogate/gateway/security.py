@@ -82,7 +82,8 @@ def _cookie_authenticates(connection: HTTPConnection) -> bool:
 
 
 def _allowed_origins(connection: HTTPConnection) -> Iterable[str]:
-    gateway = getattr(connection.app.state, "gateway", None)
+    app = connection.scope.get("app")
+    gateway = getattr(getattr(app, "state", None), "gateway", None)
     settings: Settings | None = getattr(gateway, "settings", None)
     return settings.allowed_origins if settings is not None else ()
 
@@ -188,7 +189,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         return SecurityMiddleware(build(), production=production)
 
     # Starlette builds the stack lazily on the first request; wrapping the builder is the
-    # one hook that lies outside its error middleware.
+    # one hook that lies outside its error middleware (mypy: assigning to a method).
     app.build_middleware_stack = build_with_security  # type: ignore[method-assign]
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from fastapi import Response
 from fastapi.testclient import TestClient
+from starlette.requests import HTTPConnection
 
 from neurogate.gateway.app import create_app
-from neurogate.gateway.security import CONTENT_SECURITY_POLICY
+from neurogate.gateway.security import CONTENT_SECURITY_POLICY, ForbiddenOrigin, check_origin
 from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.settings import Settings
 from tests.gateway.conftest import BASE_URL, FAST_HASHING, PASSWORD, Clinic
@@ -225,3 +226,39 @@ def test_cache_public_response_may_be_stored(client: TestClient) -> None:
     response = client.get("/v1/ledger/checkpoint")
     assert response.status_code == 200
     assert "no-store" not in response.headers.get("cache-control", "")
+
+
+# The rule on WebSocket handshakes (the stream routes call check_origin before accepting) --
+
+
+def _handshake(headers: dict[str, str], scheme: str = "wss") -> HTTPConnection:
+    raw = [(k.lower().encode(), v.encode()) for k, v in
+           {"host": "gateway.example", **headers}.items()]
+    return HTTPConnection({"type": "websocket", "scheme": scheme, "path": "/v1/stream/ingest",
+                           "query_string": b"", "headers": raw, "server": None})
+
+
+COOKIE = {"cookie": "ngs_session=ngs_example"}
+
+
+@pytest.mark.parametrize(("headers", "scheme"), [
+    pytest.param({**COOKIE, "origin": "https://gateway.example"}, "wss", id="same-origin"),
+    pytest.param({**COOKIE, "origin": "http://gateway.example"}, "ws", id="same-origin-ws"),
+    pytest.param({"origin": EVIL}, "wss", id="no-cookie"),
+    pytest.param({**COOKIE, "origin": EVIL, "authorization": "Bearer eyJ.x.y"}, "wss",
+                 id="bearer"),
+])
+def test_check_origin_handshake_passes(headers: dict[str, str], scheme: str) -> None:
+    """Same-origin, cookie-less and bearer handshakes pass."""
+    check_origin(_handshake(headers, scheme))
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({**COOKIE, "origin": EVIL}, id="cross-site"),
+    pytest.param({**COOKIE, "origin": "http://gateway.example"}, id="downgraded-scheme"),
+    pytest.param({**COOKIE, "origin": "null"}, id="null"),
+])
+def test_check_origin_handshake_from_another_site_is_refused(headers: dict[str, str]) -> None:
+    """A cookie-authenticated handshake from another origin raises ForbiddenOrigin."""
+    with pytest.raises(ForbiddenOrigin, match=r"may not use the NeuroGate session cookie"):
+        check_origin(_handshake(headers))
