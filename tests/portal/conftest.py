@@ -28,7 +28,8 @@ Fixtures
 Helpers
 -------
 ``sign_in(page, username, password=DEMO_PASSWORD)``
-    Signs in through the portal's sign-in page.
+    Signs in through the portal's sign-in page (fields found by id, so in any language)
+    and fails the test if the portal stays on the sign-in page.
 ``axe_check(page)``
     Runs axe-core (the copy carried by ``axe-playwright-python``) in the page and fails,
     listing each rule id, its impact and the offending targets, when any violation is
@@ -68,6 +69,9 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 FAST_HASHING = {"NEUROGATE_PASSWORD_HASH_TIME_COST": "1",
                 "NEUROGATE_PASSWORD_HASH_MEMORY_KIB": "1024"}
 BLOCKING_IMPACTS = ("serious", "critical")
+# How long a locator waits for its element before the test fails (not a timed assert:
+# a bound on waiting for something that should already be there).
+PAGE_TIMEOUT_MS = 10_000
 
 
 @dataclass
@@ -137,6 +141,7 @@ def make_page(browser: Browser, portal_server: PortalServer) -> Iterator[Callabl
 
     def factory(locale: str = "en", **options: Any) -> Page:
         context = browser.new_context(locale=locale, base_url=portal_server.url, **options)
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
         contexts.append(context)
         return context.new_page()
 
@@ -154,10 +159,13 @@ def page(make_page: Callable[..., Page]) -> Page:
 def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
     """Sign in through the portal's sign-in page and wait for the page after it."""
     page.goto("/portal/login")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
+    page.locator("#field-username").fill(username)
+    page.locator("#field-password").fill(password)
     with page.expect_navigation():
-        page.locator("form button[type=submit]").first.click()
+        page.locator("main form button[type=submit]").click()
+    if "/portal/login" in page.url:
+        msg = f"Signing in as {username!r} failed: {page.locator('main').inner_text()}"
+        raise AssertionError(msg)
 
 
 def _describe(violation: dict[str, Any]) -> str:
