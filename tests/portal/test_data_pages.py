@@ -118,7 +118,7 @@ def test_activity_shows_what_the_app_sees_beside_raw(client: TestClient) -> None
     sign_in(client, "parent.chen")
     html = client.get("/portal/activity").text
     assert "This is an illustration" in html
-    assert "What FocusQuest Neurofeedback receives: your focus level" in html
+    assert "What FocusQuest Neurofeedback receives: their focus level" in html
     traces = re.findall(r'<svg[^>]*class="chart chart-traces".*?</svg>', html, re.S)
     assert len(traces) == 2  # the raw signal, and the one product of Mia's consent
     raw_rows = re.findall(r'data-series="([^"]+)" data-points="(\d+)"', traces[0])
@@ -295,3 +295,20 @@ def test_data_pages_need_a_signed_in_account(client: TestClient) -> None:
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/portal/login?next=")
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("zh-CN", ["应用收到了什么", "每个应用每天获得的数据", "这是一个示意图", "TA 的专注程度"]),
+    ("es", ["Lo que recibieron las aplicaciones", "Datos compartidos por aplicación y día",
+            "Esto es una ilustración", "su nivel de concentración"]),
+])
+def test_activity_page_is_in_the_readers_language(client: TestClient, language: str,
+                                                  expected: list[str]) -> None:
+    """Accept-Language chooses the page's language; none of the English text is left."""
+    sign_in(client, "parent.chen")
+    html = client.get("/portal/activity", headers={"Accept-Language": language}).text
+    for text in expected:
+        assert text in html
+    for english in ("What apps received", "Data shared per app per day",
+                    "This is an illustration", "their focus level", "Nothing shared yet"):
+        assert english not in html

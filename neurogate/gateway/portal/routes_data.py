@@ -25,21 +25,13 @@ from neurogate.consent.purposes import load_catalog
 from neurogate.errors import not_found
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal import charts, preview, web
+from neurogate.gateway.portal._views import PRODUCT_WORDS
 from neurogate.gateway.portal.web import N_, CsrfFormDep, FormErrors, PortalUserDep, render
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 ACTIVITY_DAYS = 14
 _SUBJECT = "subject"
 
-# What each product is, in plain words (the subject reads these beside the picture).
-PRODUCT_WORDS = {
-    "raw": N_("your brain waves exactly as measured"),
-    "filtered": N_("your brain waves, cleaned of noise"),
-    "band_power": N_("how strong each kind of brain wave is"),
-    "focus_index": N_("your focus level"),
-    "relaxation_index": N_("your relaxation level"),
-    "signal_quality": N_("whether the sensors touch your skin well"),
-}
 CHANNEL_WORDS = {
     "electrodes": N_("for each sensor"),
     "regions": N_("averaged over areas of the head"),
@@ -76,7 +68,8 @@ def _words(request: Request) -> tuple[str, Any]:
 
 
 def _number(language: str, value: float, digits: int = 0) -> str:
-    pattern = "#,##0" + ("." + "0" * digits if digits else "")
+    """``value`` for the locale, with up to ``digits`` decimals (none for whole numbers)."""
+    pattern = "#,##0" + ("." + "#" * digits if digits else "")
     return format_decimal(value, format=pattern, locale=web.LANGUAGES[language])
 
 
@@ -119,8 +112,8 @@ def _activity_chart(activity: Any, language: str, gettext: Any) -> dict[str, Any
     return {"svg": svg, "head": [gettext("Day"), *names], "rows": rows, "names": names}
 
 
-def _pictures(consents: list[Any], language: str, gettext: Any, names: dict[str, str]
-              ) -> list[dict[str, Any]]:
+def _pictures(consents: list[Any], language: str, gettext: Any, names: dict[str, str],
+              *, own: bool) -> list[dict[str, Any]]:
     shown = []
     for consent in consents:
         picture = preview.app_view(purpose_id=consent.purpose_id, products=consent.products)
@@ -134,7 +127,7 @@ def _pictures(consents: list[Any], language: str, gettext: Any, names: dict[str,
             empty_message=gettext("Nothing shared yet."), x_label=gettext("seconds"))
         products = []
         for item in picture.products:
-            words = gettext(PRODUCT_WORDS[item.product])
+            words = gettext(PRODUCT_WORDS[item.product][0 if own else 1])
             how = gettext("%(rate)s, %(channels)s",
                           rate=_rate(gettext, language, item.resolution.output_rate_hz),
                           channels=gettext(CHANNEL_WORDS[item.resolution.channels]))
@@ -175,7 +168,8 @@ def read_activity(request: Request, gw: GatewayDep, user: PortalUserDep,
     return render(request, "data/activity.html", {
         "subject_id": subject_id, "chart": _activity_chart(activity, language, gettext),
         "activity": activity, "names": names, "days": ACTIVITY_DAYS,
-        "pictures": _pictures(consents, language, gettext, names),
+        "pictures": _pictures(consents, language, gettext, names,
+                              own=user.subject_id == subject_id),
         "purpose_title": lambda pid: _purpose_title(pid, language) if pid else "",
     })
 
