@@ -92,6 +92,17 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
+    @field_validator("limit_concurrency", "backlog")
+    @classmethod
+    def _check_server_limit(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            msg = (
+                f"Invalid value for NEUROGATE_{str(info.field_name).upper()}. It must be at "
+                f"least 1, but got {value!r} instead."
+            )
+            raise ValueError(msg)
+        return value
+
     @field_validator("login_attempts_per_minute", "login_attempts_per_address_per_minute",
                      "subscribe_attempts_per_minute", "token_attempts_per_address_per_minute",
                      "abuse_window_seconds")

@@ -7,7 +7,9 @@ A connection that sends half a request head (or half a body) stays open forever.
 
 - from the connection's start, or from the first byte after a finished response, the request
   head (request line and headers) must be complete within ``head_timeout`` seconds, else the
-  gateway answers 408 and closes the connection (however slowly the bytes trickle in);
+  gateway answers 408 and closes the connection (however slowly the bytes trickle in); a
+  connection that sent nothing at all is closed without an answer (a browser's idle
+  pre-connection must not read a 408 as the answer to its next request);
 - from the end of the head, the body must be complete within ``body_timeout`` seconds, else
   the connection is closed (the handler sees a disconnect).
 
@@ -42,6 +44,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
         self._arm(self.head_timeout, self._head_expired)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -51,7 +54,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             # The first byte of a new request on a kept-alive connection.
+            self._head_bytes = 0
             self._arm(self.head_timeout, self._head_expired)
+        self._head_bytes += len(data)
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
@@ -76,6 +81,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _head_expired(self) -> None:
         self._deadline = None
         if self.transport.is_closing():
+            return
+        if not self._head_bytes:
+            self.transport.close()
             return
         message = (f"The request head was not complete within {self.head_timeout:g} seconds; "
                    "send the request line and all headers at once.").encode("ascii")

@@ -160,6 +160,16 @@ def test_half_sent_heads_are_closed_while_a_device_still_connects(limits: Limits
             sock.close()
 
 
+def test_silent_connection_is_closed_without_an_answer(limits: Limits) -> None:
+    """A connection that never sends a byte is closed, with no 408 (it asked nothing)."""
+    sock = _connect(limits.server.port)
+    try:
+        closed = _read_until_closed([sock], within=CLOSE_WITHIN)
+        assert closed == {sock: b""}, f"The silent connection got {closed.get(sock)!r}"
+    finally:
+        sock.close()
+
+
 def test_half_sent_body_is_closed(limits: Limits) -> None:
     """A complete head whose body never finishes is closed once the body timeout passes."""
     sock = _connect(limits.server.port)
@@ -243,3 +253,17 @@ def test_responses_carry_security_headers_and_no_server_header(limits: Limits) -
     assert "server" not in response.headers
     assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("header_timeout_seconds", 0, r"NEUROGATE_HEADER_TIMEOUT_SECONDS\. Allowed values are "
+     r"greater than 0 and at most 300 seconds, but got 0\.0 instead"),
+    ("body_timeout_seconds", 301, r"NEUROGATE_BODY_TIMEOUT_SECONDS\. Allowed values are "
+     r"greater than 0 and at most 300 seconds, but got 301\.0 instead"),
+    ("limit_concurrency", 0, r"NEUROGATE_LIMIT_CONCURRENCY\. It must be at least 1, but got 0"),
+    ("backlog", -1, r"NEUROGATE_BACKLOG\. It must be at least 1, but got -1"),
+])
+def test_server_limit_settings_name_a_bad_value(field: str, value: float, message: str) -> None:
+    """A timeout or limit out of range is refused at start-up, naming the setting."""
+    with pytest.raises(ValueError, match=message):
+        Settings(**{field: value})
