@@ -85,19 +85,27 @@ class LiveClinic:
         return receiver
 
     def ledger(self) -> list[dict[str, Any]]:
-        """Every ledger leaf, read as anyone can: GET /v1/ledger/inclusion?index=i."""
+        """Every ledger entry, as an auditor reads it (GET /v1/ledger/entries as admin).
+
+        ``raw`` holds the entry's JSON and the public answer about its leaf
+        (GET /v1/ledger/inclusion?index=i, which anyone can read), so a test can look
+        for leaks in both.
+        """
         import json
 
-        leaves = []
-        index = 0
+        leaves: list[dict[str, Any]] = []
         while True:
-            response = httpx.get(f"{self.url}/v1/ledger/inclusion", params={"index": index},
-                                 timeout=10)
-            if response.status_code != 200:
-                break
-            leaves.append({"raw": response.text, **json.loads(response.json()["leaf"])})
-            index += 1
-        return leaves
+            page = self.http.get("/v1/ledger/entries", headers=self.clinic.as_("admin"),
+                                 params={"start": len(leaves), "limit": 1000})
+            assert page.status_code == 200, page.text
+            rows = page.json()["entries"]
+            if not rows:
+                return leaves
+            for row in rows:
+                public = httpx.get(f"{self.url}/v1/ledger/inclusion",
+                                   params={"index": row["seq"]}, timeout=10)
+                leaves.append({"raw": json.dumps(row["entry"]) + public.text,
+                               **(row["entry"] or {})})
 
 
 @contextlib.contextmanager
