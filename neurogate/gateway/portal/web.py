@@ -120,9 +120,13 @@ def choose_language(request: Request, preference: str | None = None) -> str:
 
 @lru_cache(maxsize=len(LANGUAGES))
 def translations(language: str) -> NullTranslations:
-    """The merged catalogs of every domain for ``language``."""
+    """The merged catalogs of every domain for ``language``.
+
+    Merged last to first, so that where two domains translate the same English message
+    differently, the earlier domain's wording wins (the shell's "portal" first).
+    """
     merged: NullTranslations | None = None
-    for domain in DOMAINS:
+    for domain in reversed(DOMAINS):
         loaded = Translations.load(str(LOCALES), [LANGUAGES[language]], domain=domain)
         if not isinstance(loaded, Translations):
             continue
