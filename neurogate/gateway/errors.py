@@ -139,7 +139,7 @@ def validation_message(error: dict[str, Any]) -> tuple[str, str]:
     if kind == "extra_forbidden":
         return f"The '{field}' field is not allowed here; remove it.", field
     if kind == "json_invalid":
-        return _NOT_JSON, field
+        return _NOT_JSON, "body"
     if kind == "value_error":
         # Our validators raise whole sentences; keep them, naming the field if they don't.
         text = str(ctx.get("error", error.get("msg", "")))[:500]
@@ -159,7 +159,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     first = errors[0] if errors else {"loc": ("body",), "msg": "Invalid request"}
     message, field = validation_message(dict(first))
     body = error_body("invalid_request", message, field)
-    fields = dict.fromkeys(_field_name(tuple(e.get("loc", ()))) for e in errors)
+    fields = dict.fromkeys("body" if e.get("type") == "json_invalid"
+                           else _field_name(tuple(e.get("loc", ()))) for e in errors)
     body["error"]["fields"] = list(fields)[:50]
     return JSONResponse(body, 422)
 
