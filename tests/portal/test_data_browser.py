@@ -41,13 +41,13 @@ def test_activity_page_shows_the_chart_and_what_the_app_sees(page: Page) -> None
     assert chart.get_attribute("role") == "img"
     assert chart.locator("g.series").count() == 1
     assert chart.locator("g.series rect").count() == 14
+    screenshot(page, "activity")
     page.get_by_text("Show the same figures as a table").click()
     table = page.get_by_role("table", name="The same figures as a table")
     assert table.get_by_role("row").count() == 15  # the header and fourteen days
     assert page.locator("svg.chart-traces").count() == 2
     assert page.get_by_text("This is an illustration").is_visible()
     axe_check(page)
-    screenshot(page, "activity")
 
 
 def test_proof_page_says_included_and_offers_the_download(page: Page,

@@ -18,7 +18,7 @@ from sqlmodel import select
 from neurogate.consent.activity import record_delivery
 from neurogate.consent.models import Account, Consent, Delivery, LedgerLeaf, Subject
 from neurogate.gateway.app import create_app
-from neurogate.gateway.demo import DEMO_PASSWORD, DemoWorld, seed
+from neurogate.gateway.demo import BAND_CHANNELS, DEMO_PASSWORD, DemoWorld, seed
 from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.settings import Settings
 from tests.e2e.conftest import neurogate
@@ -114,7 +114,8 @@ def test_activity_chart_has_one_series_per_app_matching_its_table(
 
 
 def test_activity_shows_what_the_app_sees_beside_raw(client: TestClient) -> None:
-    """Mia's focus app: raw lines of 4 sensors beside one focus value per update."""
+    """Mia's focus app: raw lines of her band's 4 sensors beside one focus value per
+    update."""
     sign_in(client, "parent.chen")
     html = client.get("/portal/activity").text
     assert "This is an illustration" in html
@@ -122,7 +123,8 @@ def test_activity_shows_what_the_app_sees_beside_raw(client: TestClient) -> None
     traces = re.findall(r'<svg[^>]*class="chart chart-traces".*?</svg>', html, re.S)
     assert len(traces) == 2  # the raw signal, and the one product of Mia's consent
     raw_rows = re.findall(r'data-series="([^"]+)" data-points="(\d+)"', traces[0])
-    assert [name for name, _ in raw_rows] == ["Fp1", "Fp2", "C3", "C4", "P3", "P4", "O1", "O2"]
+    assert [name for name, _ in raw_rows] == BAND_CHANNELS  # Mia's paired band
+    assert "It has the shape of the paired device, Acme Band 4: 4 sensors at 250 Hz." in html
     assert all(int(points) == 2500 for _, points in raw_rows)
     focus_rows = re.findall(r'data-series="([^"]+)" data-points="(\d+)"', traces[1])
     assert focus_rows == [("global", "21")]

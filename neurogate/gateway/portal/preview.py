@@ -4,7 +4,9 @@ The picture runs the gateway's own code: a `StreamPipeline` over a few seconds o
 then, per product the consent allows, a `ResolutionReducer` to the resolution the
 gateway would deliver (`target_resolution`). The signal is a deterministic reference
 (alpha fading while beta grows, as when someone settles into a task), never the
-subject's recording: the picture is computed per request, shown, and not kept.
+subject's recording: the picture is computed per request, shown, and not kept. It takes
+the shape (sensors, sampling rate) of the subject's device streaming now, else of their
+paired device, else of an 8-sensor cap (`signal_shape`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+from sqlmodel import Session, col, select
 
+from neurogate.consent.models import Device
 from neurogate.consent.purposes import load_catalog
-from neurogate.gateway.streams import target_resolution
+from neurogate.gateway.streams import StreamHub, target_resolution
 from neurogate.signal import PRODUCTS, Frame, Resolution, ResolutionReducer, StreamPipeline
 
 REFERENCE_CHANNELS = ("Fp1", "Fp2", "C3", "C4", "P3", "P4", "O1", "O2")
@@ -25,6 +29,39 @@ SHOWN_SECONDS = 10.0
 WARM_UP_SECONDS = 2.0  # the windowed products need one window before their first value
 CHUNK_SECONDS = 0.1
 _SEED = 20261201
+_NEURAL = ("eeg", "seeg", "ecog", "dbs")
+MAX_DRAWN_ROWS = 16  # a 64-sensor cap is computed whole but drawn in part
+
+
+@dataclass(frozen=True)
+class SignalShape:
+    """The sensors and rate the picture is drawn with, and whose they are."""
+
+    ch_names: tuple[str, ...]
+    sfreq: float
+    source: str  # "live" | "paired" | "reference"
+    model: str | None = None
+
+
+def signal_shape(session: Session, hub: StreamHub, subject_id: str) -> SignalShape:
+    """The shape of the subject's live device stream, else of a device paired with them,
+    else the reference cap's."""
+    for stream in list(hub.streams.values()):
+        if stream.subject_id == subject_id:
+            hello = stream.hello
+            names = tuple(n for n, t in zip(hello.channel_names, hello.channel_types,
+                                            strict=True) if t in _NEURAL)
+            device = session.get(Device, stream.device_id)
+            if names and hello.sampling_rate >= 64:
+                return SignalShape(names, float(hello.sampling_rate), "live",
+                                   device.model if device else None)
+    for device in session.exec(select(Device).where(Device.paired_subject_id == subject_id)
+                               .order_by(col(Device.created_at))).all():
+        names = tuple(n for n, t in zip(device.channel_names, device.channel_types,
+                                        strict=True) if t in _NEURAL)
+        if names and device.sampling_rate >= 64:
+            return SignalShape(names, float(device.sampling_rate), "paired", device.model)
+    return SignalShape(REFERENCE_CHANNELS, REFERENCE_RATE, "reference")
 
 
 @dataclass(frozen=True)
@@ -89,7 +126,8 @@ def _rows(product: str, frames: list[Frame], bands: tuple[str, ...]
         share = np.divide(mean, total, out=np.zeros_like(mean), where=total > 0)
         return [(band, share[:, i]) for i, band in enumerate(bands)]
     if product == "signal_quality":  # the standard deviation column, in microvolts
-        return [(label, data[:, i, 0] * 1e6) for i, label in enumerate(frames[0].labels)]
+        return [(label, data[:, i, 0] * 1e6)
+                for i, label in enumerate(frames[0].labels[:MAX_DRAWN_ROWS])]
     return []
 
 
@@ -128,7 +166,8 @@ def app_view(*, purpose_id: str, products: Sequence[str],
             data = np.concatenate([f.data for f in frames], axis=1)
             times = frames[0].t + np.arange(data.shape[1]) / reducer.effective.output_rate_hz
             keep = times >= WARM_UP_SECONDS - 1e-9
-            rows = [(label, data[i, keep] * 1e6) for i, label in enumerate(frames[0].labels)]
+            rows = [(label, data[i, keep] * 1e6)
+                    for i, label in enumerate(frames[0].labels[:MAX_DRAWN_ROWS])]
             t = times[keep] - WARM_UP_SECONDS
             per_second = data.shape[0] * reducer.effective.output_rate_hz
             pictures.append(ProductPicture(product, reducer.effective, t, rows, per_second,
@@ -147,9 +186,10 @@ def app_view(*, purpose_id: str, products: Sequence[str],
                                        False, points))
     return Picture(
         illustration=True, seconds=seconds, sfreq=sfreq, channels=names, raw_t=raw_t,
-        raw_rows=[(label, raw[i] * 1e6) for i, label in enumerate(names)],
+        raw_rows=[(label, raw[i] * 1e6) for i, label in enumerate(names[:MAX_DRAWN_ROWS])],
         raw_values_per_second=len(names) * sfreq, products=pictures,
     )
 
 
-__all__ = ["REFERENCE_CHANNELS", "Picture", "ProductPicture", "app_view", "reference_signal"]
+__all__ = ["MAX_DRAWN_ROWS", "REFERENCE_CHANNELS", "Picture", "ProductPicture", "SignalShape",
+           "app_view", "reference_signal", "signal_shape"]

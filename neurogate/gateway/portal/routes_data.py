@@ -113,10 +113,11 @@ def _activity_chart(activity: Any, language: str, gettext: Any) -> dict[str, Any
 
 
 def _pictures(consents: list[Any], language: str, gettext: Any, names: dict[str, str],
-              *, own: bool) -> list[dict[str, Any]]:
+              *, own: bool, shape: preview.SignalShape) -> list[dict[str, Any]]:
     shown = []
     for consent in consents:
-        picture = preview.app_view(purpose_id=consent.purpose_id, products=consent.products)
+        picture = preview.app_view(purpose_id=consent.purpose_id, products=consent.products,
+                                   ch_names=shape.ch_names, sfreq=shape.sfreq)
         app = names.get(consent.app_id, consent.app_id)
         raw = charts.traces(
             t=picture.raw_t, rows=picture.raw_rows, t_range=(0.0, picture.seconds),
@@ -160,6 +161,7 @@ def read_activity(request: Request, gw: GatewayDep, user: PortalUserDep,
                                 subject_id=subject_id, days=ACTIVITY_DAYS)
         consents = [c for c in list_consents(session=session, principal=user.principal,
                                              subject_id=subject_id) if c.status == "active"]
+        shape = preview.signal_shape(session, gw.hub, subject_id)
         names = dict(activity.app_names)
         for consent in consents:
             if consent.app_id not in names:
@@ -169,7 +171,8 @@ def read_activity(request: Request, gw: GatewayDep, user: PortalUserDep,
         "subject_id": subject_id, "chart": _activity_chart(activity, language, gettext),
         "activity": activity, "names": names, "days": ACTIVITY_DAYS,
         "pictures": _pictures(consents, language, gettext, names,
-                              own=user.subject_id == subject_id),
+                              own=user.subject_id == subject_id, shape=shape),
+        "shape": shape, "sfreq": _number(language, shape.sfreq),
         "purpose_title": lambda pid: _purpose_title(pid, language) if pid else "",
     })
 
