@@ -1,0 +1,117 @@
+"""Activity: per-day delivery counts and the ledger's stream leaves, for who may see them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from neurogate.consent.access import Principal
+from neurogate.consent.activity import MAX_DAYS, activity_for, record_delivery
+from neurogate.consent.models import Account, Subject
+from neurogate.errors import NotFoundError, ValidationError
+from neurogate.gateway.demo import DemoWorld, seed
+from neurogate.gateway.state import Gateway, build_gateway
+from neurogate.settings import Settings
+
+TODAY = date(2026, 12, 1)
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> tuple[Gateway, DemoWorld]:
+    gateway = build_gateway(Settings(data_dir=tmp_path / "data", environment="test",
+                                     password_hash_time_cost=1, password_hash_memory_kib=1024))
+    return gateway, seed(gateway)
+
+
+def _principal(gateway: Gateway, username: str) -> Principal:
+    with gateway.transaction() as session:
+        account = session.exec(select(Account).where(Account.username == username)).one()
+        return Principal(kind="account", id=account.id, role=account.role,
+                         subject_id=account.subject_id)
+
+
+def test_activity_sums_counts_per_app_and_day_within_the_span(
+        demo: tuple[Gateway, DemoWorld]) -> None:
+    """Counts add up per day; days outside the span are left out; every day is present."""
+    gateway, world = demo
+    mia, focus = world.subjects["mia"], world.apps["focus"]
+    guardian = _principal(gateway, "parent.chen")
+    with gateway.transaction() as session:
+        for day, messages in [(TODAY, 5), (TODAY, 7), (TODAY - timedelta(days=3), 2),
+                              (TODAY - timedelta(days=30), 99)]:
+            record_delivery(session=session, subject_id=mia, app_id=focus,
+                            purpose_id="neurofeedback", day=day, messages=messages)
+        activity = activity_for(session=session, ledger=gateway.ledger,
+                                principal=guardian, subject_id=mia,
+                                days=7, today=TODAY)
+    table = activity.messages_by_app()
+    assert list(table) == [focus]
+    assert len(table[focus]) == 7
+    assert table[focus][TODAY] == 12
+    assert table[focus][TODAY - timedelta(days=3)] == 2
+    assert sum(table[focus].values()) == 14
+    assert activity.app_names[focus] == "FocusQuest Neurofeedback"
+
+
+def test_activity_pairs_stream_leaves_into_connections(demo: tuple[Gateway, DemoWorld]) -> None:
+    """A start and a stop become one connection; a start alone is still live; a denial is
+    a refused request."""
+    gateway, world = demo
+    with gateway.transaction() as session:
+        mia = session.get(Subject, world.subjects["mia"])
+        assert mia is not None
+        ledger, app = gateway.ledger, world.apps["focus"]
+        ledger.append(session, action="stream.start", app=app, subject=mia.pseudonym,
+                      purpose="neurofeedback", stream="a")
+        ledger.append(session, action="stream.stop", app=app, subject=mia.pseudonym,
+                      purpose="neurofeedback", stream="a", frames=30, dropped=1)
+        ledger.append(session, action="stream.start", app=app, subject=mia.pseudonym,
+                      purpose="neurofeedback", stream="b")
+        ledger.append(session, action="stream.deny", app=world.apps["adlab"],
+                      subject=mia.pseudonym, purpose="neuromarketing",
+                      reasons=["child-no-neuromarketing"])
+    child = _principal(gateway, "mia")
+    with gateway.transaction() as session:
+        activity = activity_for(session=session, ledger=gateway.ledger, principal=child,
+                                subject_id=mia.id)
+    by_stream = {s.stream: s for s in activity.sessions}
+    assert by_stream["a"].messages == 30 and by_stream["a"].dropped == 1
+    assert by_stream["a"].stopped_at is not None
+    assert by_stream["b"].stopped_at is None and by_stream["b"].messages is None
+    assert [r.reasons for r in activity.refusals] == [("child-no-neuromarketing",)]
+    exported = activity.as_json()
+    assert {s["stream"] for s in exported["streams"]} >= {"a", "b"}
+
+
+def test_activity_of_someone_else_is_not_found(demo: tuple[Gateway, DemoWorld]) -> None:
+    """Alex cannot read Mia's activity: it looks like no such subject."""
+    gateway, world = demo
+    alex = _principal(gateway, "alex")
+    with gateway.transaction() as session, pytest.raises(NotFoundError):
+        activity_for(session=session, ledger=gateway.ledger, principal=alex,
+                     subject_id=world.subjects["mia"])
+
+
+@pytest.mark.parametrize("days", [0, MAX_DAYS + 1])
+def test_activity_span_outside_the_allowed_days_is_refused(
+        demo: tuple[Gateway, DemoWorld], days: int) -> None:
+    """The span is 1 to MAX_DAYS days; the message says so."""
+    gateway, world = demo
+    alex = _principal(gateway, "alex")
+    with gateway.transaction() as session, pytest.raises(
+            ValidationError, match=rf"Allowed values are 1 to {MAX_DAYS}, but got {days}"):
+        activity_for(session=session, ledger=gateway.ledger, principal=alex,
+                     subject_id=world.subjects["alex"], days=days)
+
+
+def test_record_delivery_refuses_negative_counts(demo: tuple[Gateway, DemoWorld]) -> None:
+    """A negative count is a programming error, named with its value."""
+    gateway, world = demo
+    with gateway.transaction() as session, pytest.raises(
+            ValidationError, match="'messages' parameter. It must be zero or more, but got -1"):
+        record_delivery(session=session, subject_id=world.subjects["mia"],
+                        app_id=world.apps["focus"], purpose_id="neurofeedback", day=TODAY,
+                        messages=-1)
