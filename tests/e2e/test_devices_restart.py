@@ -82,9 +82,10 @@ def test_client_survives_a_gateway_kill_and_reports_exactly_what_the_app_missed(
             lambda: app_sample_count(after) >= stats.delivered_samples - at_kill, 10)
         after.close()
 
-        def stopped() -> list[dict[str, Any]]:
+        def stopped() -> list[dict[str, Any]]:  # the stream after the restart has ended
             return [leaf for leaf in live.ledger()
-                    if leaf["action"] == "stream.stop" and leaf.get("device") == device_id]
+                    if leaf["action"] == "stream.stop" and leaf.get("device") == device_id
+                    and "reason_code" not in leaf]
 
         assert wait_until(lambda: bool(stopped()), 10), "the gateway logs the stream's end"
         ledger = live.ledger()
@@ -110,9 +111,11 @@ def test_client_survives_a_gateway_kill_and_reports_exactly_what_the_app_missed(
     source = pusher.source.astype(np.float32).astype(np.float64)
     assert_delivered(np.concatenate(values, axis=1), source[:, index])
 
-    # The gateway's view: the killed stream left no stream.stop; the new one counts the rest.
+    # The gateway's view: the restart closed the killed stream (its counts died with the
+    # process); the new one counts the rest.
     stops = [leaf for leaf in ledger
              if leaf["action"] == "stream.stop" and leaf.get("device") == device_id]
-    assert len(stops) == 1
-    assert stops[0]["samples"] == stats.pushed_samples - stats.lost_samples - at_kill
+    assert [leaf.get("reason_code") for leaf in stops] == ["gateway_restart", None]
+    assert "samples" not in stops[0]
+    assert stops[1]["samples"] == stats.pushed_samples - stats.lost_samples - at_kill
     assert all(str(secret) not in json.dumps(leaf) for leaf in ledger)
