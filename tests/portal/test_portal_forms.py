@@ -268,7 +268,7 @@ def test_home_shows_what_the_app_receives_in_plain_words(
     page = client.get("/portal")
     assert page.headers["cache-control"] == "no-store"
     assert "FocusQuest Neurofeedback" in page.text
-    assert "their focus level, 2 times per second, for the whole head" in page.text
+    assert "their focus level, twice per second, for the whole head" in page.text
     assert "Not the brain waves themselves." in page.text
     assert "Stop FocusQuest Neurofeedback receiving data" in page.text
     assert f'href="/portal/consents/{world.consents["mia-focus"]}/stop"' in page.text

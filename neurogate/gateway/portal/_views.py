@@ -56,6 +56,8 @@ def how_often(resolution: Resolution, gettext: Gettext, format_number: Callable[
     rate = resolution.output_rate_hz
     if rate == 1:
         return gettext("once per second")
+    if rate == 2:
+        return gettext("twice per second")
     if rate > 1:
         return gettext("%(count)s times per second", count=format_number(rate, 0))
     return gettext("once every %(seconds)s seconds", seconds=format_number(1 / rate, 0))
@@ -207,25 +209,31 @@ def refusals(session: Session, *, gateway_ledger: object, viewer: Principal, sub
     """Every app connected to or consented by the subject whose purpose the policy refuses
     now, with the decision's reasons (a fresh decision, as POST /v1/decisions gives)."""
     catalog = load_catalog()
-    pairs: dict[tuple[str, str], App] = {}
-    for consent in session.exec(select(Consent).where(Consent.subject_id == subject.id)):
+    # (app, purpose) -> the app and the products asked for: those of the newest consent,
+    # or every product of the purpose for an app that was only connected.
+    pairs: dict[tuple[str, str], tuple[App, list[str]]] = {}
+    newest_first = select(Consent).where(Consent.subject_id == subject.id).order_by(
+        col(Consent.granted_at).desc())
+    for consent in session.exec(newest_first):
         app = session.get(App, consent.app_id)
         if app is not None:
-            pairs[(app.id, consent.purpose_id)] = app
+            pairs.setdefault((app.id, consent.purpose_id), (app, list(consent.products)))
     connected = session.exec(
         select(App).join(AppPseudonym, col(AppPseudonym.app_id) == col(App.id))
         .where(AppPseudonym.subject_id == subject.id)
     ).all()
     for app in connected:
         for purpose_id in app.declared_purposes:
-            pairs.setdefault((app.id, purpose_id), app)
+            products = list(catalog.get(purpose_id).products)
+            pairs.setdefault((app.id, purpose_id), (app, products))
     found = []
-    for (app_id, purpose_id), app in sorted(pairs.items(), key=lambda kv: kv[1].name):
+    for (app_id, purpose_id), (app, products) in sorted(pairs.items(),
+                                                        key=lambda kv: kv[1][0].name):
         purpose = catalog.get(purpose_id)
         decisions = [consent_domain.ask(session=session, ledger=gateway_ledger,  # type: ignore[arg-type]
                                         principal=viewer, app_id=app_id, subject=subject.id,
                                         purpose_id=purpose_id, product=product)
-                     for product in purpose.products]
+                     for product in products]
         if any(d.allowed for d in decisions):
             continue
         reasons: list[str] = []
