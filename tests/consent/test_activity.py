@@ -115,3 +115,22 @@ def test_record_delivery_refuses_negative_counts(demo: tuple[Gateway, DemoWorld]
         record_delivery(session=session, subject_id=world.subjects["mia"],
                         app_id=world.apps["focus"], purpose_id="neurofeedback", day=TODAY,
                         messages=-1)
+
+
+def test_record_delivery_adds_up_on_every_store(db_url: str, tmp_path: Path) -> None:
+    """SQLite and PostgreSQL: the second count of a day adds to the first (one upsert)."""
+    gateway = build_gateway(Settings(data_dir=tmp_path / "data", database_url=db_url,
+                                     environment="test", password_hash_time_cost=1,
+                                     password_hash_memory_kib=1024))
+    world = seed(gateway)
+    for messages in (3, 4):
+        with gateway.transaction() as session:
+            record_delivery(session=session, subject_id=world.subjects["alex"],
+                            app_id=world.apps["clinic"], purpose_id="clinical_monitoring",
+                            day=TODAY, messages=messages, dropped=1, seconds=1.5)
+    alex = _principal(gateway, "alex")
+    with gateway.transaction() as session:
+        activity = activity_for(session=session, ledger=gateway.ledger, principal=alex,
+                                subject_id=world.subjects["alex"], days=1, today=TODAY)
+    assert [(c.messages, c.dropped, c.seconds) for c in activity.counts] == [(7, 2, 3.0)]
+    gateway.engine.dispose()
