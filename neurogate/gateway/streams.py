@@ -414,9 +414,9 @@ def epoch_seconds(moment: datetime) -> float:
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
-    "STORE_UNAVAILABLE",
     "Grant",
     "LiveStream",
+    "STORE_UNAVAILABLE",
     "StreamHub",
     "Subscription",
     "epoch_seconds",
