@@ -27,6 +27,7 @@ from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal import charts, preview, web
 from neurogate.gateway.portal._views import PRODUCT_WORDS
 from neurogate.gateway.portal.web import N_, CsrfFormDep, FormErrors, PortalUserDep, render
+from neurogate.gateway.state import Gateway
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 ACTIVITY_DAYS = 14
@@ -221,8 +222,7 @@ def download_receipt(consent_id: str, ledger_index: int, gw: GatewayDep,
                              "Cache-Control": "no-store"})
 
 
-def _erasure_context(request: Request, gw: Any, user: web.PortalUser, subject_id: str
-                     ) -> dict[str, Any]:
+def _erasure_context(gw: Gateway, user: web.PortalUser, subject_id: str) -> dict[str, Any]:
     with gw.transaction() as session:
         subject = access.get_subject(session, user.principal, subject_id)
         consents = list_consents(session=session, principal=user.principal,
@@ -239,7 +239,7 @@ def read_my_data(request: Request, gw: GatewayDep, user: PortalUserDep,
                  subject: str = "") -> Response:
     """Download everything held about me, or ask for erasure."""
     subject_id = _subject_id(user, subject)
-    return render(request, "data/my_data.html", _erasure_context(request, gw, user, subject_id))
+    return render(request, "data/my_data.html", _erasure_context(gw, user, subject_id))
 
 
 @router.post("/my-data/export")
@@ -269,7 +269,7 @@ def read_erasure(request: Request, gw: GatewayDep, user: PortalUserDep,
                  subject: str = "") -> Response:
     """What erasure will and will not delete, and the button that asks for it."""
     subject_id = _subject_id(user, subject)
-    return render(request, "data/erase.html", _erasure_context(request, gw, user, subject_id))
+    return render(request, "data/erase.html", _erasure_context(gw, user, subject_id))
 
 
 @router.post("/my-data/erase")
@@ -278,7 +278,7 @@ def erase_my_data(request: Request, gw: GatewayDep, user: PortalUserDep,
     """Erase the subject, once the box confirming it is ticked."""
     _, gettext = _words(request)
     subject_id = _subject_id(user, web.form_text(form, "subject"))
-    context = _erasure_context(request, gw, user, subject_id)
+    context = _erasure_context(gw, user, subject_id)
     if web.form_text(form, "confirm") != "yes":
         errors = FormErrors()
         errors.add("confirm", gettext(
