@@ -341,3 +341,31 @@ def test_accept_language_is_matched_to_the_portal_languages(header: str,
                                                              expected: list[str]) -> None:
     """Accept-Language picks zh-Hans for Simplified Chinese only, by quality order."""
     assert web.parse_accept_language(header) == expected
+
+
+def test_unknown_portal_page_is_a_page_not_json(client: TestClient) -> None:
+    """A mistyped portal address answers 404 with a page in the reader's language."""
+    response = client.get("/portal/no-such-page", headers={"accept-language": "es"})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "No se encuentra la página" in response.text
+    assert client.get("/v1/no-such-route").json()["error"]["code"] == "not_found"
+
+
+def test_erasure_deletes_the_subjects_concerns(client: TestClient, gateway: Gateway) -> None:
+    """A concern is personal data: erasing the subject deletes it (runs last: it erases
+    alex)."""
+    sign_in(client, "alex")
+    token = token_of(client.get("/portal/concerns/new").text)
+    response = client.post("/portal/concerns", follow_redirects=False, data={
+        "csrf_token": token, "what_happened": "I did not expect a second app."})
+    assert response.status_code == 303
+    alex = principal(gateway, "alex")
+    assert alex.subject_id is not None
+    with gateway.transaction() as session:
+        assert session.exec(select(Concern).where(Concern.subject_id == alex.subject_id)).all()
+        rights.erase_subject(session=session, ledger=gateway.ledger, principal=alex,
+                             subject_id=alex.subject_id)
+    with gateway.transaction() as session:
+        left = session.exec(select(Concern).where(Concern.subject_id == alex.subject_id)).all()
+    assert left == []

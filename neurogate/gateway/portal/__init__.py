@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neurogate.errors import NeurogateError
 from neurogate.gateway.portal import (
@@ -79,8 +80,20 @@ def install(app: FastAPI) -> None:
             return web.error_page(request, exc)
         return await api_handler(request, exc)
 
+    http_handler = app.exception_handlers.get(StarletteHTTPException)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        portal_page = (request.url.path.startswith("/portal")
+                       and not request.url.path.startswith("/portal/static"))
+        if (portal_page and exc.status_code in (404, 405)) or http_handler is None:
+            return web.render(request, "error.html", {"status": 404, "error_code": "not_found"},
+                              status=exc.status_code)
+        return await http_handler(request, exc)
+
     app.add_exception_handler(web.LoginRequired, _login_required)
     app.add_exception_handler(NeurogateError, neurogate_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
