@@ -148,13 +148,21 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
     """300 subscribe attempts from one app: past the per-app limit they are refused with
     rate_limited (then 4429) and counted in aggregate, so the ledger grows by two leaves per
     accepted subscription plus one per kind and window; a device's hello during the flood
-    still gets its welcome."""
+    still gets its welcome. Subscriptions the policy refuses are aggregated the same way."""
     limit = live.gateway_settings.subscribe_attempts_per_minute
     token = live.token("clinic_app")
     url = ws_url(live.server.url, f"/v1/stream/subscribe?subject={live.pseudonym('clinic_app')}"
                                   f"&purpose=clinical_monitoring")
     device_token = live.token("dev1")
+    connected = live.clinic.client.post(f"/v1/subjects/{live.clinic.ids['adult1']}/connections",
+                                        headers=live.clinic.as_("adult1"),
+                                        json={"app_id": live.clinic.ids["ad_app"]})
+    assert connected.status_code in (200, 201), connected.text
+    refused_url = ws_url(live.server.url, f"/v1/stream/subscribe?subject="
+                                          f"{connected.json()['subject']}&purpose=neuromarketing")
+    ad_token = live.token("ad_app")
     before = len(live.entries())
+    refusals = [_subscribe_once(refused_url, ad_token) for _ in range(5)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=8) as pool:
         attempts = [pool.submit(_subscribe_once, url, token) for _ in range(300)]
@@ -172,12 +180,19 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
     live.server.stop()  # a graceful stop flushes the open abuse windows to the ledger
     added = live.entries()[before:]
     kinds = collections.Counter(e["action"] for e in added)
-    aggregates = [e for e in added if e["action"] == "abuse.aggregate"]
+    denied = [e for e in added if e["action"] == "abuse.aggregate" and e["kind"] == "stream.deny"]
+    aggregates = [e for e in added if e["action"] == "abuse.aggregate"
+                  and e["kind"] != "stream.deny"]
     print(f"\n300 subscribe attempts in {elapsed:.1f} s: {dict(outcomes)}; "
           f"{len(added)} ledger leaves ({dict(kinds)}); device welcome after "
           f"{welcome_latency * 1000:.0f} ms during the flood")
 
     assert welcome["type"] == "welcome", welcome
+    assert [(first["type"], code) for first, code in refusals] == [("refused", 4403)] * 5
+    assert "stream.deny" not in kinds
+    assert [e["key"] for e in denied] in ([live.clinic.ids["ad_app"]],
+                                         [live.clinic.ids["ad_app"]] * 2)  # 1 or 2 windows
+    assert sum(int(e["count"]) for e in denied) == 5
     windows = 1 + math.ceil(elapsed / 60)  # moving-window throttle, fixed abuse windows
     assert outcomes["subscribed"] <= limit * windows
     assert outcomes["rate_limited"] >= 300 - limit * windows
@@ -187,7 +202,7 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
                for e in aggregates), aggregates
     assert sum(int(e["count"]) for e in aggregates) == outcomes["rate_limited"]
     assert len(aggregates) <= windows
-    assert len(added) == 2 * (outcomes["subscribed"] + 1) + len(aggregates)
+    assert len(added) == 2 * (outcomes["subscribed"] + 1) + len(aggregates) + len(denied)
     for first, code in answers:
         if first["type"] == "subscribed":
             continue
