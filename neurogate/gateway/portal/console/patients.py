@@ -277,12 +277,11 @@ def pair_device(subject_id: str, request: Request, gw: GatewayDep, user: PortalU
             if not exc.message.startswith("No device "):
                 raise
             errors.add("device_id", _(
-                "No device has this id. Enter the device id shown in the vendor's "
-                "registration."))
+                "No device with this id is free to pair. Enter the device id shown in the "
+                "vendor's registration; a device paired with someone else is unpaired first."))
         except ConflictError:
             errors.add("device_id", _(
-                "This device is already paired. It must be unpaired before it is paired "
-                "with this patient."))
+                "This device is already paired with this patient. Enter another device id."))
     if errors:
         with gw.transaction() as session:
             view = _patient_view(session, user, subject_id)
