@@ -94,13 +94,21 @@ def check_origin(connection: HTTPConnection) -> None:
     The rule (the README's "Browser safety"): when the ``ngs_session`` cookie is what
     authenticates a connection (the cookie is sent and no ``Authorization: Bearer`` header
     is), an unsafe HTTP request (POST, PUT, PATCH, DELETE, ...) or any WebSocket handshake
-    must come from the gateway's own origin, that is its ``Origin`` header equals the
-    request's own ``scheme://host[:port]`` (``ws``/``wss`` count as ``http``/``https``,
-    default ports dropped) or one of ``NEUROGATE_ALLOWED_ORIGINS``. ``Origin: null`` or a
-    malformed one is refused. Without ``Origin`` the ``Referer``'s origin is used; a
-    request with neither is not a browser's cross-site request (browsers send ``Origin`` on
-    every cross-site unsafe request and WebSocket handshake) and passes. Requests with a
-    bearer header, safe methods over HTTP, and requests without the cookie always pass.
+    must come from the gateway's own origin. In order (as Go's ``CrossOriginProtection``):
+
+    1. an ``Origin`` listed in ``NEUROGATE_ALLOWED_ORIGINS`` passes;
+    2. else, when the browser sent ``Sec-Fetch-Site`` (every current browser does; page
+       scripts cannot set it), ``same-origin`` or ``none`` (typed by the user) passes and
+       ``same-site`` or ``cross-site`` is refused. This also admits a same-origin form post
+       whose ``Origin`` is ``null`` because of ``Referrer-Policy: no-referrer``;
+    3. else the ``Origin`` (failing that, the ``Referer``'s origin) must equal the request's
+       own ``scheme://host[:port]`` (``ws``/``wss`` count as ``http``/``https``, default
+       ports dropped); ``null`` or a malformed value is refused;
+    4. a request with none of these headers is not a browser's cross-site request (browsers
+       send ``Origin`` on every cross-site unsafe request and WebSocket handshake): passes.
+
+    Requests with a bearer header, safe methods over HTTP, and requests without the cookie
+    always pass.
 
     Raises ``ForbiddenOrigin`` (a ``PermissionDenied``, code ``forbidden_origin``). The
     HTTP middleware answers it with 403 and the standard error body; a WebSocket route
@@ -111,17 +119,23 @@ def check_origin(connection: HTTPConnection) -> None:
         return
     if not _cookie_authenticates(connection):
         return
-    sent = connection.headers.get("origin")
-    if sent is None:
-        referer = connection.headers.get("referer")
-        if referer is None:
-            return
-        sent = referer
-    origin = _normalise(sent)
-    if origin is not None and (origin == own_origin(connection)
-                               or origin in _allowed_origins(connection)):
+    headers = connection.headers
+    sent = headers.get("origin")
+    if sent is not None and _normalise(sent) in _allowed_origins(connection):
         return
-    shown = sent[:80]
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site.lower() in ("same-origin", "none"):
+            return
+    else:
+        if sent is None:
+            sent = headers.get("referer")
+            if sent is None:
+                return
+        origin = _normalise(sent)
+        if origin is not None and origin == own_origin(connection):
+            return
+    shown = (sent if sent is not None else headers.get("referer") or "unknown")[:80]
     msg = (
         f"Requests from the origin '{shown}' may not use the NeuroGate session cookie; "
         "only pages of this gateway's own origin (or one listed in NEUROGATE_ALLOWED_ORIGINS) "
