@@ -47,6 +47,9 @@ def subject_archive(*, session: Session, ledger: Ledger, principal: Principal,
     subject = access.get_subject(session, principal, subject_id)
     export = rights.export_subject(session=session, ledger=ledger, principal=principal,
                                    subject_id=subject.id, now=now)
+    # Signed now, so that it covers the export's own leaf: every proof below is against it.
+    note = ledger.latest_checkpoint(session)
+    size = ledger.open(note).size
     files: dict[str, bytes] = {"README.txt": readme.encode("utf-8"),
                                "subject.json": _json(export)}
     for seq in sorted({e["ledger_index"] for e in export["history"]
@@ -55,15 +58,15 @@ def subject_archive(*, session: Session, ledger: Ledger, principal: Principal,
     entries = []
     for item in ledger.entries_for_subject(session, subject.id):
         opened = item.as_json()
-        proof = ledger.inclusion(session, item.seq)
+        proof = ledger.inclusion(session, item.seq, size)
         entries.append({**opened, "tree_size": proof["tree_size"], "root": proof["root"],
-                        "inclusion_proof": proof["proof"], "checkpoint": proof["checkpoint"]})
+                        "inclusion_proof": proof["proof"]})
     files["ledger.json"] = _json({"entries": entries})
     files["concerns.json"] = _json(export.get("concerns", []))
     activity = activity_for(session=session, ledger=ledger, principal=principal,
                             subject_id=subject.id, days=MAX_DAYS, today=now.date())
     files["activity.json"] = _json(activity.as_json())
-    files["checkpoint.txt"] = ledger.latest_checkpoint(session).encode("utf-8")
+    files["checkpoint.txt"] = note.encode("utf-8")
     files["key.txt"] = (ledger.verifier.key_string + "\n").encode("utf-8")
     buffer = io.BytesIO()
     stamp = now.timetuple()[:6]

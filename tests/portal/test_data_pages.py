@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -16,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from neurogate.consent.activity import record_delivery
+from neurogate.consent.merkle import canonical_json, salted_leaf_hash, verify_inclusion
 from neurogate.consent.models import Account, Consent, Delivery, LedgerLeaf, Subject
 from neurogate.gateway.app import create_app
 from neurogate.gateway.demo import BAND_CHANNELS, DEMO_PASSWORD, DemoWorld, seed
@@ -229,6 +231,15 @@ def test_export_archive_holds_consents_receipts_ledger_and_activity(
         verify_receipt(json.loads(archive.read(name)), gateway.ledger.verifier)
     ledger = json.loads(archive.read("ledger.json"))["entries"]
     assert ledger[-1]["entry"]["action"] == "subject.export"
+    checkpoint = gateway.ledger.open(archive.read("checkpoint.txt").decode())
+    assert {e["tree_size"] for e in ledger} == {checkpoint.size}  # every proof against it
+    assert {e["root"] for e in ledger} == {checkpoint.root.hex()}
+    for e in ledger:  # each entry, opened with its salt, is in the checkpoint's tree
+        hashed = salted_leaf_hash(base64.b64decode(e["salt"]), canonical_json(e["entry"]))
+        assert hashed == base64.b64decode(e["leaf_hash"])
+        assert verify_inclusion(hashed, e["seq"], checkpoint.size,
+                                [bytes.fromhex(h) for h in e["inclusion_proof"]],
+                                checkpoint.root)
     activity = json.loads(archive.read("activity.json"))
     assert [d["messages"] for d in activity["deliveries"]] == [9]
     with gateway.transaction() as session:
