@@ -273,7 +273,8 @@ def test_input_subject_filter_out_of_reach_equals_unknown(world: Clinic) -> None
 @pytest.mark.parametrize(("path", "allowed"), [
     ("/v1/subjects", "none"), ("/v1/apps", "none"), ("/v1/devices", "none"),
     ("/v1/care-relationships", "none"), ("/v1/consents", "'subject_id'"),
-    ("/v1/connections", "none"), ("/v1/purposes", "none"),
+    ("/v1/connections", "none"), ("/v1/purposes", "none"), ("/v1/accounts", "none"),
+    ("/v1/ledger/leaves", "'limit', 'start'"), ("/v1/ledger/checkpoints", "'from_size', 'limit'"),
 ])
 def test_input_unknown_query_parameter_is_refused(world: Clinic, path: str,
                                                   allowed: str) -> None:

@@ -12,8 +12,9 @@ from neurogate.consent.models import Account
 from neurogate.consent.schemas import AccountCreate, AccountPublic, LoginRequest, LoginResponse
 from neurogate.gateway.deps import SESSION_COOKIE, CurrentPrincipal, GatewayDep, bearer_token
 from neurogate.gateway.login import attempt_login
+from neurogate.gateway.routes._params import STRICT_QUERY
 
-router = APIRouter(prefix="/v1", tags=["auth"])
+router = APIRouter(prefix="/v1", tags=["auth"], dependencies=[STRICT_QUERY])
 
 
 @router.post("/auth/login", responses={

@@ -16,8 +16,9 @@ from fastapi.responses import PlainTextResponse
 
 from neurogate.consent.ledger import PAGE_LIMIT
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
+from neurogate.gateway.routes._params import STRICT_QUERY
 
-router = APIRouter(prefix="/v1/ledger", tags=["ledger"])
+router = APIRouter(prefix="/v1/ledger", tags=["ledger"], dependencies=[STRICT_QUERY])
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse)
