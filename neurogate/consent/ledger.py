@@ -48,7 +48,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
-from sqlalchemy import event, text, update
+from sqlalchemy import event, insert, text, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from neurogate.consent import access
@@ -124,6 +125,14 @@ _ALLOWED_FIELDS = frozenset(
     }
 )
 _LOCK_ID = 6962
+_BATCHES = "neurogate.ledger.batches"  # session.info key: {id(ledger): _Batch}
+# The hot path runs Core statements built once (an ORM flush per append costs far more).
+_LEAVES = LedgerLeaf.__table__  # type: ignore[attr-defined]
+_CHECKPOINTS = LedgerCheckpoint.__table__  # type: ignore[attr-defined]
+_LAST_LEAF = core_select(_LEAVES.c.seq, _LEAVES.c.leaf_hash).order_by(
+    _LEAVES.c.seq.desc()).limit(1)
+_INSERT_LEAF = insert(_LEAVES)
+_INSERT_CHECKPOINT = insert(_CHECKPOINTS)
 
 
 def log_origin(configured: str) -> str:
@@ -264,6 +273,7 @@ class _PrefixCache(MutableMapping[tuple[int, int], bytes]):
 class _Batch:
     """What one transaction appended: its leaves' hashes on top of the committed tree."""
 
+    ledger: Ledger
     tree: _Tree
     base: int
     frontier: Frontier
@@ -292,7 +302,6 @@ class Ledger:
         self.verifier = Verifier(signer.verifier_key)
         self._lock = threading.Lock()
         self._tree = _Tree()
-        self._key = f"neurogate.ledger.{id(self)}"
 
     # -- the committed tree ----------------------------------------------------------
     def _sync(self, session: Session) -> tuple[_Tree, int]:
@@ -302,10 +311,7 @@ class Ledger:
         holds fewer leaves than this process has already seen committed, or a different
         newest leaf: the log was cut back or rewritten.
         """
-        last = session.exec(
-            select(LedgerLeaf.seq, LedgerLeaf.leaf_hash).order_by(col(LedgerLeaf.seq).desc())
-            .limit(1)
-        ).first()
+        last = session.connection().execute(_LAST_LEAF).first()
         db_size = 0 if last is None else last[0] + 1
         while True:
             with self._lock:
@@ -375,7 +381,7 @@ class Ledger:
 
     # -- batches (one per transaction) ---------------------------------------------
     def _batch(self, session: Session) -> _Batch | None:
-        batch: _Batch | None = session.info.get(self._key)
+        batch: _Batch | None = session.info.get(_BATCHES, {}).get(id(self))
         return batch
 
     def _lock_log(self, session: Session) -> None:
@@ -392,37 +398,30 @@ class Ledger:
         with self._lock:
             frontier = tree.frontier.copy()
         assert frontier.size == size  # appenders are serialised by the lock just taken
-        batch = _Batch(tree=tree, base=size, frontier=frontier)
-        session.info[self._key] = batch
-        if not session.info.get(self._key + ".hooked"):
-            event.listen(session, "before_commit", self._before_commit)
-            event.listen(session, "after_commit", self._after_commit)
-            event.listen(session, "after_rollback", self._after_rollback)
-            session.info[self._key + ".hooked"] = True
+        batch = _Batch(ledger=self, tree=tree, base=size, frontier=frontier)
+        session.info.setdefault(_BATCHES, {})[id(self)] = batch
         return batch
 
     def _sign(self, session: Session, batch: _Batch) -> str:
         """Sign (once) and store the checkpoint of the batch's tree as it stands."""
         if batch.signed == batch.size:
             return batch.note
-        existing = session.get(LedgerCheckpoint, batch.size)
+        connection = session.connection()
+        existing = connection.execute(
+            core_select(_CHECKPOINTS.c.note).where(_CHECKPOINTS.c.size == batch.size)
+        ).scalar()
         if existing is not None:  # signed earlier at this size (no leaf appended since)
-            note = existing.note
+            note = str(existing)
         else:
             note = sign_checkpoint(self.signer, self.origin, batch.size, batch.frontier.root())
-            session.add(LedgerCheckpoint(size=batch.size, note=note))
-            session.flush()
+            connection.execute(_INSERT_CHECKPOINT,
+                               {"size": batch.size, "note": note, "created_at": utcnow()})
         batch.signed, batch.note = batch.size, note
         return note
 
-    def _before_commit(self, session: Session) -> None:
-        batch = self._batch(session)
-        if batch is not None and batch.hashes:
-            self._sign(session, batch)
-
-    def _after_commit(self, session: Session) -> None:
-        batch: _Batch | None = session.info.pop(self._key, None)
-        if batch is None or not batch.hashes:
+    def _committed(self, batch: _Batch) -> None:
+        """Adopt a committed batch's leaves into this process's tree."""
+        if not batch.hashes:
             return
         with self._lock:
             tree = batch.tree
@@ -430,9 +429,6 @@ class Ledger:
                 tree.hashes.extend(batch.hashes)
                 tree.frontier = batch.frontier
             # Otherwise another thread already read these leaves back from the database.
-
-    def _after_rollback(self, session: Session) -> None:
-        session.info.pop(self._key, None)
 
     # -- writing -------------------------------------------------------------------
     def append(self, session: Session, *, action: str, at: datetime | None = None,
@@ -463,9 +459,9 @@ class Ledger:
         hashed = salted_leaf_hash(salt, entry)
         if concerns is None:
             concerns = _subject_of(session, record)
-        session.add(LedgerLeaf(seq=seq, entry=entry, leaf_hash=hashed, salt=salt,
-                               subject_id=concerns))
-        session.flush()
+        session.connection().execute(_INSERT_LEAF, {
+            "seq": seq, "entry": entry, "leaf_hash": hashed, "salt": salt,
+            "subject_id": concerns})
         batch.hashes.append(hashed)
         batch.frontier.append(hashed)
         return Appended(seq=seq, entry=entry, salt=salt, leaf_hash=hashed, size=batch.size)
@@ -749,6 +745,25 @@ class Ledger:
     def open(self, note: str) -> Checkpoint:
         """Open a checkpoint note signed by this gateway."""
         return open_checkpoint(note, self.verifier)
+
+
+@event.listens_for(Session, "before_commit")
+def _sign_batches(session: Session) -> None:
+    """Sign each ledger batch of a committing transaction once, just before it commits."""
+    for batch in list(session.info.get(_BATCHES, {}).values()):
+        if batch.hashes:
+            batch.ledger._sign(session, batch)
+
+
+@event.listens_for(Session, "after_commit")
+def _adopt_batches(session: Session) -> None:
+    for batch in session.info.pop(_BATCHES, {}).values():
+        batch.ledger._committed(batch)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_batches(session: Session) -> None:
+    session.info.pop(_BATCHES, None)
 
 
 def _entry_of(row: LedgerLeaf) -> LedgerEntry:
