@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -86,3 +87,25 @@ def test_my_data_page_downloads_the_archive_and_explains_erasure(page: Page) -> 
     axe_check(page)
     page.get_by_role("link", name="Cancelar").click()
     assert page.get_by_role("heading", name="Mis datos", exact=True).is_visible()
+
+
+@pytest.mark.parametrize(("locale", "lang", "heading"), [
+    ("zh-CN", "zh-Hans", "应用收到了什么"), ("es", "es", "Lo que recibieron las aplicaciones")])
+def test_data_pages_pass_axe_in_chinese_and_spanish(make_page: Callable[..., Page],
+                                                    locale: str, lang: str,
+                                                    heading: str) -> None:
+    """Every data page of a guardian, in the browser's language, with no serious or critical
+    accessibility violation."""
+    page = make_page(locale=locale)
+    sign_in(page, "parent.chen")
+    page.goto("/portal/activity")
+    assert page.locator("html").get_attribute("lang") == lang
+    assert page.get_by_role("heading", level=1).inner_text() == heading
+    axe_check(page)
+    for path in ("/portal/proof", "/portal/my-data", "/portal/my-data/erase"):
+        page.goto(path)
+        assert page.locator("html").get_attribute("lang") == lang
+        axe_check(page)
+    page.goto("/portal/proof")
+    page.locator("ul.consent-proofs a").first.click()
+    axe_check(page)
