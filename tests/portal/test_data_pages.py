@@ -325,3 +325,26 @@ def test_activity_page_is_in_the_readers_language(client: TestClient, language: 
     for english in ("What apps received", "Data shared per app per day",
                     "This is an illustration", "their focus level", "Nothing shared yet"):
         assert english not in html
+
+
+@pytest.mark.parametrize(("path", "chinese", "english"), [
+    ("/portal/proof", "你的同意的证明", "Proof of your consents"),
+    ("/portal/my-data", "下载与你有关的全部数据", "Download everything held about you"),
+    ("/portal/my-data/erase", "不会删除的内容", "What will not be deleted"),
+])
+def test_proof_and_my_data_pages_are_in_chinese(client: TestClient, path: str, chinese: str,
+                                                english: str) -> None:
+    """zh-CN readers get the page in Simplified Chinese, not its English text."""
+    sign_in(client, "alex")
+    html = client.get(path, headers={"Accept-Language": "zh-CN"}).text
+    assert '<html lang="zh-Hans">' in html
+    assert chinese in html and english not in html
+
+
+def test_proof_detail_is_in_chinese(client: TestClient, world: DemoWorld) -> None:
+    """The check's result reads in Chinese too."""
+    sign_in(client, "alex")
+    html = client.get(f"/portal/proof/{world.consents['alex-clinic']}",
+                      headers={"Accept-Language": "zh-CN"}).text
+    assert "这项同意的每一条记录都在网关的公开日志中" in html and "已包含" in html
+    assert "Every record of this consent" not in html
