@@ -1,7 +1,10 @@
 """Maps NeuroGate's errors to HTTP responses, in one place.
 
 Every error body has the shape ``{"error": {"code": ..., "message": ...}}`` (plus
-``field`` when one field is at fault).
+``field`` when one field is at fault). Validation errors are worded here, once, for every
+request model: a whole sentence naming the field, what it must be, and at most
+``QUOTE_LIMIT`` (80) characters of the value that was sent, so that a megabyte of input
+never comes back.
 """
 
 from __future__ import annotations
