@@ -3,14 +3,27 @@ answer a child's concern."""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlmodel import col, select
 
-from neurogate.consent.models import Concern, Consent, GuardianLink, Subject, utcnow
+from neurogate.consent.models import (
+    AppPseudonym,
+    Concern,
+    Consent,
+    GuardianLink,
+    Subject,
+    utcnow,
+)
 from neurogate.consent.purposes import load_catalog
+from neurogate.devices.protocol import encode_frame
+from neurogate.gateway.demo import BAND_CHANNELS, DEMO_RATE
+from tests.e2e.live import app_token, hello, open_device, subscribe, synthetic_uv
 from tests.portal.conftest import PortalServer, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -127,3 +140,73 @@ def test_clinician_answers_a_concern_a_child_filed(
 
     child.goto(f"/portal/concerns/{concern.id}")
     expect(child.locator("main")).to_contain_text(answer)
+
+
+def _pseudonym(server: PortalServer, app: str, subject: str) -> str:
+    gateway = server.gateway()
+    with gateway.transaction() as session:
+        return session.exec(select(AppPseudonym).where(
+            AppPseudonym.app_id == server.world.apps[app],
+            AppPseudonym.subject_id == server.world.subjects[subject])).one().pseudonym
+
+
+class _Band:
+    """Mia's four-channel band, streaming synthetic EEG in real time until stopped."""
+
+    def __init__(self, server: PortalServer) -> None:
+        self.sock, self.welcome = open_device(
+            server.url, app_token(server.url, server.world.credentials["band"]),
+            hello(BAND_CHANNELS, DEMO_RATE))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t0, sent, chunk = time.time(), 0, 10
+        while not self._stop.is_set():
+            data = synthetic_uv(chunk, sent, DEMO_RATE, n_channels=len(BAND_CHANNELS))
+            self.sock.send(encode_frame(data, sequence=sent // chunk,
+                                        timestamp=t0 + sent / DEMO_RATE))
+            sent += chunk
+            time.sleep(max(0.0, t0 + sent / DEMO_RATE - time.time()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.send(json.dumps({"type": "bye"}))
+        self.sock.close()
+
+
+def test_clinician_sees_live_streams_and_refusals_with_reasons(
+    make_page: Callable[..., Page], portal_server: PortalServer,
+) -> None:
+    """While Mia's band streams, the console shows it, FocusQuest receiving her focus level,
+    and AdLab's refused request with the policy's reasons."""
+    world = portal_server.world
+    device = _Band(portal_server)
+    assert device.welcome["type"] == "welcome", device.welcome
+    focus = subscribe(portal_server.url, app_token(portal_server.url, world.credentials["focus"]),
+                      _pseudonym(portal_server, "focus", "mia"), "neurofeedback")
+    adlab = subscribe(portal_server.url, app_token(portal_server.url, world.credentials["adlab"]),
+                      _pseudonym(portal_server, "adlab", "mia"), "neuromarketing")
+    try:
+        assert focus.first["type"] == "subscribed", focus.first
+        assert adlab.first["type"] != "subscribed", adlab.first
+        page = make_page()
+        sign_in(page, "dr.rivera")
+        page.get_by_role("link", name="Live streams").first.click()
+        streams = page.locator("table").first
+        expect(streams).to_contain_text("Mia Child")
+        expect(streams).to_contain_text("Acme Band 4 (ACME-0002)")
+        receiving = page.locator("tr", has_text="FocusQuest Neurofeedback")
+        expect(receiving).to_contain_text("focus level")
+        expect(receiving).to_contain_text("flowing")
+        screenshot(page, "clinician-live-streams")
+    finally:
+        focus.close()
+        adlab.close()
+        device.stop()
+    page.goto(f"/portal/console/patients/{world.subjects['mia']}/decisions")
+    refused = page.locator("table", has_text="AdLab Neuromarketing").last
+    expect(refused).to_contain_text("child.no-marketing")
+    expect(page.locator("tr", has_text="AdLab Neuromarketing").first).to_contain_text("refused")

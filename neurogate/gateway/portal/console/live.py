@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from neurogate.consent import access, consents, registry, reports
+from neurogate.consent import access, activity, consents, registry, reports
 from neurogate.consent.access import CLINICIAN
 from neurogate.consent.models import App, Device, Subject
-from neurogate.consent.policy import explain
+from neurogate.consent.policy import Decision, explain
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal.console._common import (
     EVENT_LABELS,
@@ -21,6 +21,13 @@ from neurogate.gateway.portal.console._common import (
 from neurogate.gateway.portal.web import PortalUserDep, render, request_language
 
 router = APIRouter()
+
+
+def _explain(reasons: tuple[str, ...], language: str) -> list[str]:
+    """The plain sentences of a refusal's recorded reasons (policy ids)."""
+    recorded = Decision(allowed=False, reasons=reasons, constraints=None, consent_id=None,
+                        age=0, profile="")
+    return explain(recorded, language)
 
 
 @router.get("/streams")
@@ -97,8 +104,19 @@ def read_decisions(subject_id: str, request: Request, gw: GatewayDep,
                 history.append({"at": event.at, "action": event.action, "app": app.name,
                                 "purpose": purpose_title(consent.purpose_id, language),
                                 "detail": event.detail, "index": event.ledger_index})
+        seen = activity.activity_for(session=session, ledger=gw.ledger,
+                                     principal=user.principal, subject_id=subject.id,
+                                     days=activity.MAX_DAYS)
+        refused = [
+            {"at": r.at, "app": seen.app_names.get(r.app_id or "", r.app_id or ""),
+             "purpose": purpose_title(r.purpose_id, language) if r.purpose_id else "",
+             "reasons": list(zip(r.reasons, _explain(r.reasons, language), strict=True)),
+             "index": r.ledger_index}
+            for r in seen.refusals
+        ]
     history.sort(key=lambda e: e["at"], reverse=True)
     return render(request, "console/decisions.html", {
         "subject": subject, "name": subject_name(subject), "decisions": decisions,
-        "history": history, "product_labels": PRODUCT_LABELS, "event_labels": EVENT_LABELS,
+        "history": history, "refused": refused, "product_labels": PRODUCT_LABELS,
+        "event_labels": EVENT_LABELS,
     })
