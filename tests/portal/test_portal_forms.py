@@ -272,6 +272,12 @@ def test_home_shows_what_the_app_receives_in_plain_words(
     assert "Not the brain waves themselves." in page.text
     assert "Stop FocusQuest Neurofeedback receiving data" in page.text
     assert f'href="/portal/consents/{world.consents["mia-focus"]}/stop"' in page.text
+    # AdLab was only connected: the guardian reads why it gets nothing.
+    assert "AdLab Neuromarketing" in page.text
+    assert ("A child&#39;s brain data are never used for marketing or advertising."
+            in page.text)
+    # The idle timeout is announced before it bites (shown by portal.js).
+    assert 'id="idle-notice"' in page.text and 'data-idle-seconds="1800"' in page.text
 
 
 def test_pages_carry_lang_and_no_inline_script_or_style(client: TestClient,

@@ -49,7 +49,9 @@ def _context(request: Request, gw: Any, user: PortalUser, subject_id: str) -> di
         views = _views.consent_views(session, viewer=user.principal, subject_id=subject_id,
                                      hub=gw.hub, language=language, gettext=gettext,
                                      format_number=number)
-    return {"subject": subject, "facts": facts, "consents": views,
+        refused = _views.refusals(session, gateway_ledger=gw.ledger, viewer=user.principal,
+                                  subject=subject, language=language, variant="plain")
+    return {"subject": subject, "facts": facts, "consents": views, "refused": refused,
             "active": [v for v in views if v.status == "active"],
             "ended": [v for v in views if v.status != "active"],
             "regrants": _views.regrants(views), "subject_id": subject_id}
@@ -64,7 +66,7 @@ def read_home(request: Request, gw: GatewayDep, user: PortalUserDep,
     if user.role == "guardian" and not user.wards:
         return render(request, "home.html", {"no_wards": True, "consents": [], "active": [],
                                              "ended": [], "regrants": [], "subject": None,
-                                             "subject_id": ""})
+                                             "subject_id": "", "refused": []})
     subject_id = chosen_subject(user, subject)
     context = _context(request, gw, user, subject_id)
     if user.role == "subject" and context["facts"].needs_assent:
