@@ -148,7 +148,8 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
     """300 subscribe attempts from one app: past the per-app limit they are refused with
     rate_limited (then 4429) and counted in aggregate, so the ledger grows by two leaves per
     accepted subscription plus one per kind and window; a device's hello during the flood
-    still gets its welcome. Subscriptions the policy refuses are aggregated the same way."""
+    still gets its welcome. Subscriptions the policy refuses are counted the same way, with
+one stream.deny leaf (subject, purpose, reasons) per app, subject and purpose and window."""
     limit = live.gateway_settings.subscribe_attempts_per_minute
     token = live.token("clinic_app")
     url = ws_url(live.server.url, f"/v1/stream/subscribe?subject={live.pseudonym('clinic_app')}"
@@ -189,7 +190,10 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
 
     assert welcome["type"] == "welcome", welcome
     assert [(first["type"], code) for first, code in refusals] == [("refused", 4403)] * 5
-    assert "stream.deny" not in kinds
+    deny_leaves = [e for e in added if e["action"] == "stream.deny"]
+    assert len(deny_leaves) == 1, deny_leaves
+    assert deny_leaves[0]["app"] == live.clinic.ids["ad_app"]
+    assert deny_leaves[0]["purpose"] == "neuromarketing" and deny_leaves[0]["reasons"]
     assert [e["key"] for e in denied] in ([live.clinic.ids["ad_app"]],
                                          [live.clinic.ids["ad_app"]] * 2)  # 1 or 2 windows
     assert sum(int(e["count"]) for e in denied) == 5
@@ -202,7 +206,7 @@ def test_a_subscribe_flood_writes_few_leaves_and_a_device_still_gets_its_welcome
                for e in aggregates), aggregates
     assert sum(int(e["count"]) for e in aggregates) == outcomes["rate_limited"]
     assert len(aggregates) <= windows
-    assert len(added) == 2 * (outcomes["subscribed"] + 1) + len(aggregates) + len(denied)
+    assert len(added) == 2 * (outcomes["subscribed"] + 1) + len(aggregates) + len(denied) + 1
     for first, code in answers:
         if first["type"] == "subscribed":
             continue

@@ -119,6 +119,26 @@ def _claimed_app(gateway: Gateway, ws: WebSocket) -> str | None:
     return claims.subject if claims.kind == "app" else None
 
 
+def _refused(gateway: Gateway, *, app_id: str, subject_id: str, purpose: str,
+             reasons: list[str]) -> None:
+    """Record a subscription the policy refused, in aggregate.
+
+    Every refusal is counted (one ``abuse.aggregate`` leaf per app and window); only the
+    first refusal of an app for a subject and purpose within a window also gets its own
+    ``stream.deny`` leaf, which names the subject, the purpose and the policy's reasons,
+    so the subject's own ledger shows who was refused and why, however often it asked."""
+    window = gateway.settings.abuse_window_seconds
+    first = gateway.throttles.get("stream.deny", limit=1, period_seconds=window).hit(
+        f"{app_id}:{subject_id}:{purpose}")
+    with gateway.transaction() as session:
+        abuse.record(session=session, kind="stream.deny", key=app_id, window_seconds=window)
+        if first:
+            subject = session.get(Subject, subject_id)
+            gateway.ledger.append(session, action="stream.deny", app=app_id,
+                                  subject=subject.pseudonym if subject else None,
+                                  purpose=purpose, reasons=reasons)
+
+
 def _throttled(gateway: Gateway, app_id: str) -> int | None:
     """Count a subscribe attempt of an app: None if allowed, else seconds to wait."""
     if not gateway.hub.store_ok():
@@ -327,7 +347,9 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
                                 "field": exc.field})
         return
     if isinstance(outcome, Refusal):
-        await run_in_threadpool(_count_abuse, gateway, "stream.deny", principal.id)
+        await run_in_threadpool(functools.partial(
+            _refused, gateway, app_id=principal.id, subject_id=subject_id, purpose=purpose,
+            reasons=list(outcome.reasons)))
         await _close(ws, CloseCode.FORBIDDEN, {
             "type": "refused", "subject": subject, "purpose": purpose,
             "reasons": list(outcome.reasons), "explanations": list(outcome.explanations)})
