@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,7 +92,9 @@ def test_tick_runs_from_the_event_loop_and_close_counts_the_rest(tmp_path: Path)
         sub.delivered = 7
         await counter.tick(gateway)  # nothing ended, not yet time: nothing written
 
-    asyncio.run(run())
+    # Its own thread: a browser test earlier in the session may hold this thread's loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, run()).result()
     assert _rows(gateway) == []
     counter.close(gateway)
     assert _rows(gateway) == [(7, 0, 0.0)]
