@@ -13,7 +13,7 @@ Two pieces, both installed by ``install``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -81,7 +81,7 @@ def _cookie_authenticates(connection: HTTPConnection) -> bool:
     return SESSION_COOKIE in connection.cookies and not _has_bearer(connection.headers)
 
 
-def _allowed_origins(connection: HTTPConnection) -> Iterable[str]:
+def _allowed_origins(connection: HTTPConnection) -> Collection[str]:
     app = connection.scope.get("app")
     gateway = getattr(getattr(app, "state", None), "gateway", None)
     settings: Settings | None = getattr(gateway, "settings", None)
@@ -121,7 +121,8 @@ def check_origin(connection: HTTPConnection) -> None:
         return
     headers = connection.headers
     sent = headers.get("origin")
-    if sent is not None and _normalise(sent) in _allowed_origins(connection):
+    if sent is not None and (allowed := _normalise(sent)) is not None and (
+            allowed in _allowed_origins(connection)):
         return
     fetch_site = headers.get("sec-fetch-site")
     if fetch_site is not None:
