@@ -31,7 +31,8 @@ Helpers
     Signs in through the portal's sign-in page (fields found by id, so in any language)
     and fails the test if the portal stays on the sign-in page.
 ``axe_check(page)``
-    Runs axe-core (the copy carried by ``axe-playwright-python``) in the page and fails,
+    Runs axe-core (the copy carried by ``axe-playwright-python``; ``preload_axe(page)``
+    loads it into every later page of the context at once) in the page and fails,
     listing each rule id, its impact and the offending targets, when any violation is
     ``serious`` or ``critical``.
 ``screenshot(page, name)``
@@ -173,12 +174,24 @@ def _describe(violation: dict[str, Any]) -> str:
     return f"  {violation['id']} ({violation['impact']}): {violation['help']} -> {targets}"
 
 
+def _axe_script() -> str:
+    from axe_playwright_python.base import AXE_SCRIPT
+
+    return str(AXE_SCRIPT)
+
+
+def preload_axe(page: Page) -> None:
+    """Load axe-core into every later page of ``page``'s context before the page's own
+    scripts (so that ``axe_check`` need not send it again for each page)."""
+    page.context.add_init_script(script=_axe_script())
+
+
 def axe_check(page: Page) -> None:
     """Fail when axe-core finds a serious or critical violation on the page."""
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    blocking = [v for v in results.response["violations"] if v["impact"] in BLOCKING_IMPACTS]
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_axe_script())
+    results = page.evaluate("() => axe.run({resultTypes: ['violations']})")
+    blocking = [v for v in results["violations"] if v["impact"] in BLOCKING_IMPACTS]
     if blocking:
         lines = "\n".join(_describe(v) for v in blocking)
         msg = f"axe-core found {len(blocking)} serious or critical violation(s) on {page.url}:\n"

@@ -26,7 +26,7 @@ from neurogate.consent.purposes import load_catalog
 from neurogate.consent.schemas import ConsentCreate, NoticeShown
 from neurogate.gateway.demo import DEMO_PASSWORD
 from neurogate.gateway.portal import router
-from tests.portal.conftest import PortalServer, axe_check, sign_in
+from tests.portal.conftest import PortalServer, axe_check, preload_axe, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -179,6 +179,7 @@ def _scan_all(pages: list[tuple[str | None, str]], language: str,
     for username, group in itertools.groupby(sorted(pages, key=lambda p: str(p[0])),
                                              key=lambda p: p[0]):
         page = make_page(locale=LANGUAGES[language])
+        preload_axe(page)
         if username is not None:
             sign_in(page, username)
         for _, url in group:
