@@ -12,7 +12,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import func, select
 
-from neurogate.consent.models import App, Concern, Consent, Device, GuardianLink, Subject
+from neurogate.consent import registry
+from neurogate.consent.access import Principal
+from neurogate.consent.models import (
+    Account,
+    App,
+    Concern,
+    Consent,
+    Device,
+    GuardianLink,
+    Subject,
+)
+from neurogate.consent.schemas import DeviceCreate
 from neurogate.gateway.app import create_app
 from neurogate.gateway.demo import DEMO_PASSWORD, DemoWorld, seed
 from neurogate.gateway.state import Gateway, build_gateway
@@ -235,3 +246,57 @@ def test_unknown_patient_is_not_found(
     client = signed_in("dr.rivera")
     assert client.get("/portal/console/patients/not-a-patient").status_code == 404
     assert client.get(f"/portal/console/patients/{world.subjects['mia']}").status_code == 200
+
+
+def _vendor_device(gateway: Gateway, serial: str) -> str:
+    """A new, unpaired device registered by the demo's vendor; returns its id."""
+    with gateway.transaction() as session:
+        vendor = session.exec(select(Account).where(Account.username == "acme.devices")).one()
+        device, _, _ = registry.create_device(
+            session=session,
+            principal=Principal(kind="account", id=vendor.id, role=vendor.role),
+            request=DeviceCreate(model="Acme Band 4", serial=serial,
+                                 channel_names=["AF7", "AF8"], channel_types=["eeg", "eeg"],
+                                 sampling_rate=250.0))
+        return device.id
+
+
+def test_clinician_pairs_a_device_and_links_a_guardian(
+    demo: tuple[Gateway, DemoWorld], signed_in: Callable[[str], TestClient],
+) -> None:
+    """Each change ends on its confirmation page and is in the store."""
+    gateway, world = demo
+    clinician = signed_in("dr.rivera")
+    alex = world.subjects["alex"]
+    device_id = _vendor_device(gateway, "ACME-0099")
+    status, errors, page = _post(clinician, f"/portal/console/patients/{alex}/device",
+                                 {"device_id": device_id})
+    assert (status, errors) == (200, {})
+    assert "Device paired" in page and "ACME-0099" in page
+    status, errors, page = _post(clinician, f"/portal/console/patients/{alex}/guardians",
+                                 {"guardian_username": "parent.chen",
+                                  "relationship": "legal_representative"})
+    assert (status, errors) == (200, {})
+    assert "Guardian linked" in page
+    with gateway.transaction() as session:
+        device = session.get(Device, device_id)
+        assert device is not None and device.paired_subject_id == alex
+        link = session.exec(select(GuardianLink).where(GuardianLink.subject_id == alex)).one()
+        assert link.relationship == "legal_representative"
+    status, errors, _ = _post(clinician, f"/portal/console/patients/{alex}/guardians",
+                              {"guardian_username": "parent.chen", "relationship": "parent"})
+    assert (status, errors) == (400, {"guardian_username": (
+        "This guardian is already linked to this patient. Enter another username.")})
+
+
+def test_app_owner_submits_an_assessment(
+    demo: tuple[Gateway, DemoWorld], signed_in: Callable[[str], TestClient],
+) -> None:
+    """The owner's button puts the app's assessment up for an administrator's review."""
+    gateway, world = demo
+    status, _, page = _post(signed_in("apps.owner"), "/portal/console/my-apps", {},
+                            action=f"/portal/console/my-apps/{world.apps['adlab']}/assessment")
+    assert status == 200 and "Assessment submitted" in page
+    with gateway.transaction() as session:
+        app = session.get(App, world.apps["adlab"])
+        assert app is not None and app.cria_status == "submitted"
