@@ -22,6 +22,7 @@ refused by the WebSocket layer from the frame header, before the payload is read
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -69,7 +70,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
-    def _arm(self, seconds: float, handler: Any) -> None:
+    def _arm(self, seconds: float, handler: Callable[[], None]) -> None:
         self._disarm()
         self._deadline = self.loop.call_later(seconds, handler)
 
