@@ -280,7 +280,7 @@ def load_portal_user(gateway: Gateway, token: str) -> PortalUser:
             wards = [Ward(subject_id=s.id, name=s.display_name or s.pseudonym)
                      for s in rows if s.erased_at is None]
         return PortalUser(principal=principal, username=account.username, role=account.role,
-                          language=getattr(account, "language", None),
+                          language=account.language,
                           subject_id=account.subject_id, wards=tuple(wards))
 
 
