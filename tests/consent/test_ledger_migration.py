@@ -179,3 +179,15 @@ def test_ledger_migration_downgrade_restores_the_unsalted_log(v1_engine: Engine,
         conn.execute(sa.text("UPDATE ledger_leaves SET entry=NULL, salt=NULL WHERE seq=1"))
     with pytest.raises(RuntimeError, match="1 leaves were erased"):
         command.downgrade(alembic_config(db_url), "0001")
+
+
+def test_ledger_migration_schema_matches_the_models(sqlite_url: str) -> None:
+    """At head, the ledger tables are exactly what the models declare."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    upgrade(sqlite_url)
+    with get_engine(sqlite_url).connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert [d for d in diff if "ledger" in str(d)] == []
