@@ -280,6 +280,7 @@ class _Batch:
     hashes: list[bytes] = field(default_factory=list)
     signed: int = -1  # tree size of the newest checkpoint signed in this transaction
     note: str = ""
+    stale: bool = False  # a SAVEPOINT rolled back: reread this batch's leaves
 
     @property
     def size(self) -> int:
@@ -382,7 +383,24 @@ class Ledger:
     # -- batches (one per transaction) ---------------------------------------------
     def _batch(self, session: Session) -> _Batch | None:
         batch: _Batch | None = session.info.get(_BATCHES, {}).get(id(self))
+        if batch is not None and batch.stale:
+            self._reload(session, batch)
         return batch
+
+    def _reload(self, session: Session, batch: _Batch) -> None:
+        """Rebuild a batch from the rows its transaction still holds (after a SAVEPOINT
+        that appended was rolled back)."""
+        rows = session.connection().execute(
+            core_select(_LEAVES.c.seq, _LEAVES.c.leaf_hash)
+            .where(_LEAVES.c.seq >= batch.base).order_by(_LEAVES.c.seq)
+        ).all()
+        with self._lock:
+            frontier = batch.tree.frontier.copy()
+        assert frontier.size == batch.base  # this transaction still holds the log's lock
+        batch.hashes = [bytes(value) for _, value in rows]
+        for value in batch.hashes:
+            frontier.append(value)
+        batch.frontier, batch.signed, batch.note, batch.stale = frontier, -1, "", False
 
     def _lock_log(self, session: Session) -> None:
         """Become the only appender (SQLite: the writer holds its lock from BEGIN)."""
@@ -750,20 +768,30 @@ class Ledger:
 @event.listens_for(Session, "before_commit")
 def _sign_batches(session: Session) -> None:
     """Sign each ledger batch of a committing transaction once, just before it commits."""
-    for batch in list(session.info.get(_BATCHES, {}).values()):
-        if batch.hashes:
-            batch.ledger._sign(session, batch)
+    for ledger in [batch.ledger for batch in session.info.get(_BATCHES, {}).values()]:
+        batch = ledger._batch(session)  # reread first if a SAVEPOINT rolled back
+        if batch is not None and batch.hashes:
+            ledger._sign(session, batch)
 
 
 @event.listens_for(Session, "after_commit")
 def _adopt_batches(session: Session) -> None:
     for batch in session.info.pop(_BATCHES, {}).values():
-        batch.ledger._committed(batch)
+        if not batch.stale:  # a stale one is read back from the database when next needed
+            batch.ledger._committed(batch)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_batches(session: Session) -> None:
     session.info.pop(_BATCHES, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _recheck_batches(session: Session, previous_transaction: Any) -> None:
+    """A rolled-back SAVEPOINT may have held appends: reread the batches before use."""
+    if previous_transaction.nested:
+        for batch in session.info.get(_BATCHES, {}).values():
+            batch.stale = True
 
 
 def _entry_of(row: LedgerLeaf) -> LedgerEntry:

@@ -271,3 +271,23 @@ def test_ledger_public_views_hold_hashes_only(engine: Engine) -> None:
     hashes = [bytes.fromhex(h) for h in leaves["leaf_hashes"]]
     assert bytes.fromhex(proof["root"]) == root(hashes)
     assert ledger.open(proof["checkpoint"]).root == root(hashes)
+
+
+def test_ledger_rolled_back_savepoint_leaves_no_trace(engine: Engine) -> None:
+    """Appends inside a SAVEPOINT that rolls back vanish from the batch too: the commit's
+    checkpoint covers only what was kept, and the next append takes the freed index."""
+    ledger = _node()
+    with session_scope(engine) as session:
+        ledger.append(session, action="consent.grant", app="kept")
+        savepoint = session.begin_nested()
+        ledger.append(session, action="consent.grant", app="dropped")
+        savepoint.rollback()
+        assert ledger.size(session) == 1
+        assert ledger.append(session, action="consent.revoke", app="kept").seq == 1
+    assert _checkpoint_sizes(engine) == [2]
+    assert ledger.frontier().size == 2
+    with Session(engine) as session:
+        assert ledger.verify(session).problems == []
+        apps = [json.loads(bytes(leaf.entry or b""))["app"] for leaf in
+                session.exec(select(LedgerLeaf).order_by(col(LedgerLeaf.seq))).all()]
+    assert apps == ["kept", "kept"]
