@@ -14,9 +14,11 @@ Fixtures
     needs (e.g. reading what a form wrote). Every demo account signs in with
     ``DEMO_PASSWORD`` ("demo-password"). One server per test module: a module's tests share
     its state, so write them to tolerate what earlier tests in the module changed.
-``browser`` (session scope)
+``browser`` (module scope)
     A Playwright (sync API) Chromium, launched from ``/usr/bin/chromium`` (never downloaded).
-    Without it the test is skipped, or fails under ``NEUROGATE_REQUIRE_SERVICES=1``.
+    Without it the test is skipped, or fails under ``NEUROGATE_REQUIRE_SERVICES=1``. Not
+    session-wide: while Playwright runs, its event loop runs on the main thread, and any
+    later test calling ``asyncio.run`` would fail.
 ``make_page``
     Factory ``make_page(locale="en", **context_options) -> Page``: a fresh browser context
     per call (own cookies, ``Accept-Language`` from ``locale``, e.g. ``"zh-CN"``, ``"es"``),
@@ -120,9 +122,10 @@ def portal_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSe
     server.process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """The system Chromium under Playwright, one per test session."""
+    """The system Chromium under Playwright, one per test module (stopped after it, so the
+    event loop Playwright runs on the main thread never outlives the module)."""
     if not CHROMIUM.exists():
         skip_or_fail(f"Chromium is not installed at {CHROMIUM} (Debian package 'chromium')")
     try:
