@@ -11,6 +11,7 @@ Every error NeuroGate raises on purpose derives from one root::
     ├── ConflictError          the request is valid but clashes with the current state
     ├── ConsentError           consent or policy rules refuse the request
     ├── LedgerError            the ledger failed verification or cannot be appended to
+    │   └── ErasedEntryError   an erased entry: nothing opens its leaf (also NotFoundError)
     ├── StorageError           the consent store cannot be read or written
     ├── SignalError            bad signal input to the processing pipeline
     └── DeviceError            a device adapter failed
@@ -84,6 +85,12 @@ class LedgerError(NeurogateError):
     code = "ledger_error"
 
 
+class ErasedEntryError(NotFoundError, LedgerError):
+    """A ledger entry was erased with its subject: its leaf stays, and nothing opens it."""
+
+    code = "not_found"
+
+
 class StorageError(NeurogateError):
     """The consent store cannot be read or written."""
 
@@ -112,6 +119,7 @@ __all__ = [
     "ConflictError",
     "ConsentError",
     "DeviceError",
+    "ErasedEntryError",
     "LedgerError",
     "NeurogateError",
     "NotFoundError",

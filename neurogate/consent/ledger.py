@@ -85,7 +85,7 @@ from neurogate.consent.models import (
     utcnow,
 )
 from neurogate.consent.receipts import build_receipt, verify_receipt
-from neurogate.errors import LedgerError, ValidationError
+from neurogate.errors import ErasedEntryError, LedgerError, ValidationError
 
 LOG_FORMAT = 2
 """Format of the log this module writes (2: salted leaves)."""
@@ -642,14 +642,15 @@ class Ledger:
 
     def receipt_for(self, session: Session, seq: int) -> dict[str, Any]:
         """A receipt for an earlier leaf (entry and salt), proven against the newest
-        checkpoint. Raises LedgerError for an unknown or erased leaf."""
+        checkpoint. Raises LedgerError for an unknown leaf, and ErasedEntryError (a
+        LedgerError and a NotFoundError) for an erased one."""
         leaf = session.get(LedgerLeaf, seq)
         if leaf is None:
             msg = f"No ledger leaf with index {seq} exists."
             raise LedgerError(msg)
         if leaf.entry is None or leaf.salt is None:
             msg = f"The ledger leaf {seq} was erased; no receipt can open it any more."
-            raise LedgerError(msg)
+            raise ErasedEntryError(msg)
         return self.receipt(session, Appended(
             seq=seq, entry=bytes(leaf.entry), salt=bytes(leaf.salt),
             leaf_hash=bytes(leaf.leaf_hash), size=self.size(session),

@@ -20,7 +20,13 @@ from neurogate.consent.ledger import Ledger, log_origin
 from neurogate.consent.merkle import root, salted_leaf_hash
 from neurogate.consent.models import LedgerCheckpoint, LedgerLeaf, Subject
 from neurogate.consent.receipts import verify_receipt
-from neurogate.errors import LedgerError, PermissionDenied, ValidationError
+from neurogate.errors import (
+    ErasedEntryError,
+    LedgerError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
 
 ORIGIN = "clinic.test/ledger"
 SIGNER = generate_signer(ORIGIN)
@@ -187,8 +193,9 @@ def test_ledger_entries_for_subject_and_erasure(engine: Engine) -> None:
         assert ledger.entries_for_subject(session, "subj-1") == []
         report = ledger.verify(session)
         assert (report.problems, report.opaque) == ([], [0, 1, 3])
-        with pytest.raises(LedgerError, match="leaf 1 was erased"):
+        with pytest.raises(ErasedEntryError, match="leaf 1 was erased") as caught:
             ledger.receipt_for(session, 1)
+        assert isinstance(caught.value, LedgerError) and isinstance(caught.value, NotFoundError)
         assert verify_receipt(ledger.receipt_for(session, 2), SIGNER.verifier_key)
 
 
