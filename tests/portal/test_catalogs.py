@@ -66,14 +66,20 @@ def test_catalog_holds_every_extracted_message(domain: str, tmp_path: Path) -> N
         assert missing == [], f"{_po(domain, lang)} lacks these (run make messages)"
 
 
+def _key(value: str | list[str] | tuple[str, ...]) -> str | tuple[str, ...]:
+    """A message id or translation as a dictionary key (plural forms come as sequences)."""
+    return value if isinstance(value, str) else tuple(value)
+
+
 @pytest.mark.parametrize(("domain", "lang"), CATALOGS)
 def test_compiled_catalog_matches_its_source(domain: str, lang: str) -> None:
     """The .mo the gateway loads holds exactly the .po's translations (``make catalogs``)."""
     mo = _po(domain, lang).with_suffix(".mo")
     assert mo.exists(), f"{mo} is missing; run make catalogs"
     with mo.open("rb") as handle:
-        compiled = {m.id: m.string for m in read_mo(handle) if m.id}
-    source = {m.id: m.string for m in _read(_po(domain, lang), lang) if m.id and not m.fuzzy}
+        compiled = {_key(m.id): _key(m.string) for m in read_mo(handle) if m.id}
+    source = {_key(m.id): _key(m.string) for m in _read(_po(domain, lang), lang)
+              if m.id and not m.fuzzy}
     assert compiled == source, f"{mo} is stale; run make catalogs"
 
 
