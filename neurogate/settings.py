@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = 30.0
     limit_concurrency: int = 1000
     backlog: int = 2048
+    # Largest request body the REST API reads (the largest valid one is a few KiB).
+    max_body_bytes: int = 1024 * 1024
 
     @field_validator("environment")
     @classmethod
@@ -92,7 +94,7 @@ class Settings(BaseSettings):
             raise ValueError(msg)
         return value
 
-    @field_validator("limit_concurrency", "backlog")
+    @field_validator("limit_concurrency", "backlog", "max_body_bytes")
     @classmethod
     def _check_server_limit(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:

@@ -125,6 +125,7 @@ DESCRIPTIONS = {
          "session cookie (code 'forbidden_origin').",
     404: "No such object, or one you may not access: both look the same.",
     409: "The request clashes with the current state, or the consent policy refuses it.",
+    413: "The request body is larger than NEUROGATE_MAX_BODY_BYTES (1 MiB by default).",
     422: "Invalid input: the message names the field, the value and what is allowed.",
     429: "Too many attempts; wait the number of seconds in the Retry-After header.",
     503: "The consent store cannot be reached; nothing was changed.",
@@ -160,6 +161,8 @@ def _statuses(method: str, route: RouteContext) -> set[int]:
             found.add(409)
     if route.dependant.path_params or (secured and route.dependant.body_params):
         found.add(404)
+    if route.dependant.body_params:
+        found.add(413)
     if _has_input(route.dependant) or reject_unknown_query in calls:
         found.add(422)
     if get_gateway in calls:
@@ -206,6 +209,7 @@ def _token_operation(operation: dict[str, Any]) -> None:
         "401": {"description": "The client cannot be authenticated; the answer is the same "
                                "for an unknown client and a wrong secret.", **oauth},
         "403": _error_response(403),
+        "413": _error_response(413),
         "429": _error_response(429),
         "503": _error_response(503),
     }

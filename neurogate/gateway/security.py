@@ -154,12 +154,46 @@ def _needs_no_store(scope: Scope) -> bool:
     return "authorization" in headers or SESSION_COOKIE in HTTPConnection(scope).cookies
 
 
-class SecurityMiddleware:
-    """Adds the security headers to every HTTP response and enforces ``check_origin``."""
+def _too_large(limit: int) -> JSONResponse:
+    message = (
+        f"The request body is larger than the {limit} bytes the gateway reads; "
+        f"send a smaller body."
+    )
+    return JSONResponse(error_body("body_too_large", message), 413)
 
-    def __init__(self, app: ASGIApp, *, production: bool) -> None:
+
+async def _bounded_receive(receive: Receive, limit: int) -> Receive | None:
+    """Read a body of unknown length up to ``limit`` bytes and replay it, or ``None`` if
+    it is longer (so nothing past the limit is ever handed to the application)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
+
+
+class SecurityMiddleware:
+    """Adds the security headers to every HTTP response, enforces ``check_origin`` and
+    refuses request bodies above ``max_body_bytes`` (413) before the application reads
+    them."""
+
+    def __init__(self, app: ASGIApp, *, production: bool,
+                 max_body_bytes: int = 1024 * 1024) -> None:
         self.app = app
         self.production = production
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -188,6 +222,18 @@ class SecurityMiddleware:
             response = JSONResponse(error_body(exc.code, exc.message), 403)
             await response(scope, receive, send_with_headers)
             return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_body_bytes:
+                await _too_large(self.max_body_bytes)(scope, receive, send_with_headers)
+                return
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            bounded = await _bounded_receive(receive, self.max_body_bytes)
+            if bounded is None:
+                await _too_large(self.max_body_bytes)(scope, receive, send_with_headers)
+                return
+            receive = bounded
         await self.app(scope, receive, send_with_headers)
 
 
@@ -201,7 +247,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     production = settings.environment == "production"
 
     def build_with_security() -> ASGIApp:
-        return SecurityMiddleware(build(), production=production)
+        return SecurityMiddleware(build(), production=production,
+                                  max_body_bytes=settings.max_body_bytes)
 
     # Starlette builds the stack lazily on the first request; wrapping the builder is the
     # one hook that lies outside its error middleware (mypy: assigning to a method).

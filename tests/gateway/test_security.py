@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,43 @@ def test_check_origin_handshake_from_another_site_is_refused(headers: dict[str, 
     """A cookie-authenticated handshake from another origin raises ForbiddenOrigin."""
     with pytest.raises(ForbiddenOrigin, match=r"may not use the NeuroGate session cookie"):
         check_origin(_handshake(headers))
+
+
+BODY_LIMIT = 1024 * 1024
+TOO_LARGE = {"error": {"code": "body_too_large", "message": (
+    f"The request body is larger than the {BODY_LIMIT} bytes the gateway reads; "
+    "send a smaller body.")}}
+
+
+def test_body_above_limit_is_refused_before_it_is_read(clinic: Clinic) -> None:
+    """A body longer than NEUROGATE_MAX_BODY_BYTES answers 413 and changes nothing, whether
+    its length is declared or it comes in chunks."""
+    label = "c_adult1_clinic"
+    reason = "x" * (BODY_LIMIT + 1)
+    body = ('{"reason": "' + reason + '"}').encode()
+    path = f"/v1/consents/{clinic.ids[label]}/revoke"
+    declared = clinic.client.post(path, content=body, headers={
+        **clinic.as_("adult1"), "Content-Type": "application/json"})
+    assert declared.status_code == 413
+    assert declared.json() == TOO_LARGE
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+
+    chunked = clinic.client.post(path, content=chunks(), headers={
+        **clinic.as_("adult1"), "Content-Type": "application/json"})
+    assert chunked.status_code == 413
+    assert chunked.json() == TOO_LARGE
+    assert _consent_status(clinic, label) == "active"
+
+
+def test_body_within_limit_is_read(clinic: Clinic) -> None:
+    """A chunked body under the limit reaches the route whole."""
+    label = "c_adult1_clinic"
+    body = b'{"reason": "moving to another clinic"}'
+    response = clinic.client.post(
+        f"/v1/consents/{clinic.ids[label]}/revoke", content=iter([body[:10], body[10:]]),
+        headers={**clinic.as_("adult1"), "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    assert response.json()["consent"]["revocation_reason"] == "moving to another clinic"
