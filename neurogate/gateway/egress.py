@@ -189,9 +189,13 @@ class StoreLease:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop renewing and close the lease's connection (unless a probe still hangs on
+        it: the daemon thread then closes it when the probe returns)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * self.cadence + 1.0)
+        if self._thread is None or not self._thread.is_alive():
+            self._discard()
 
 
 async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
@@ -201,11 +205,11 @@ async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
     hub = gateway.hub
     counter = DeliveryCounter()  # what each app received, counted outside the hot path
     lease = StoreLease(gateway, seconds=gateway.settings.store_lease_seconds)
-    await run_in_threadpool(lease.renew)
-    lease.start()
-    if ready is not None:
-        ready.set()
     try:
+        await run_in_threadpool(lease.renew)
+        lease.start()
+        if ready is not None:
+            ready.set()
         while True:
             if not hub.store_ok():
                 hub.fail_closed()
