@@ -56,7 +56,13 @@ def get_engine(url: str) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    connect_args = {"connect_timeout": 3} if parsed.get_backend_name() == "postgresql" else {}
+    # A store that stops answering (a cut link, a dead host) must fail a connection within
+    # seconds rather than after the kernel's TCP retry timeout (minutes), so that requests
+    # answer 503 and the gateway recovers once the store is back.
+    connect_args: dict[str, object] = {
+        "connect_timeout": 3, "keepalives": 1, "keepalives_idle": 5,
+        "keepalives_interval": 2, "keepalives_count": 2, "tcp_user_timeout": 5000,
+    } if parsed.get_backend_name() == "postgresql" else {}
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                          connect_args=connect_args)
 
