@@ -9,9 +9,9 @@ transactions never race to append the same ledger index.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -44,9 +44,35 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
-    """The engine for a database URL (one per URL per process)."""
+class _EngineCache:
+    """One engine per database URL, the most recent few kept; an engine that falls out is
+    disposed (its pooled connections closed), never left for the garbage collector."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str) -> Engine:
+        with self._lock:
+            engine = self._engines.get(url)
+            if engine is not None:
+                self._engines.move_to_end(url)
+                return engine
+            engine = self._engines[url] = _create_engine(url)
+            while len(self._engines) > self.size:
+                self._engines.popitem(last=False)[1].dispose()
+            return engine
+
+    def cache_clear(self) -> None:
+        """Dispose of every engine (tests; a process that changes databases)."""
+        with self._lock:
+            engines, self._engines = list(self._engines.values()), OrderedDict()
+        for engine in engines:
+            engine.dispose()
+
+
+def _create_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -65,6 +91,10 @@ def get_engine(url: str) -> Engine:
     } if parsed.get_backend_name() == "postgresql" else {}
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
                          connect_args=connect_args)
+
+
+get_engine = _EngineCache(size=8)
+"""The engine for a database URL (one per URL per process)."""
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
 from tests.gateway.conftest import BASE_URL, FAST_HASHING, PASSWORD, Clinic, build_clinic, notice
 
-MB = 1024 * 1024
+MB = 1_000_000  # a 1 MB value, inside the 1 MiB body the API reads (NEUROGATE_MAX_BODY_BYTES)
 
 
 @pytest.fixture(scope="module")
