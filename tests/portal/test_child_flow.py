@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 from sqlmodel import select
 
 from neurogate.consent.access import Principal
@@ -95,7 +96,7 @@ def test_child_files_a_concern_that_reaches_her_clinician(
     page.get_by_role("button", name="Send").click()
     assert page.locator("#field-what_happened-error").inner_text().endswith(
         "Write what happened, in 1 to 2,000 characters.")
-    assert page.locator("#error-summary").is_visible()
+    expect(page.locator("#error-summary")).to_be_visible()
     page.get_by_label("What happened?").fill("The game said I was not trying hard enough.")
     page.get_by_label("Which app was it?").select_option(label=APP)
     page.get_by_role("button", name="Send").click()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import expect
 
 from neurogate.consent.activity import record_delivery
 from tests.portal.conftest import PortalServer, axe_check, screenshot, sign_in
@@ -47,7 +48,7 @@ def test_activity_page_shows_the_chart_and_what_the_app_sees(page: Page) -> None
     table = page.get_by_role("table", name="The same figures as a table")
     assert table.get_by_role("row").count() == 15  # the header and fourteen days
     assert page.locator("svg.chart-traces").count() == 2
-    assert page.get_by_text("This is an illustration").is_visible()
+    expect(page.get_by_text("This is an illustration")).to_be_visible()
     axe_check(page)
 
 
@@ -57,8 +58,8 @@ def test_proof_page_says_included_and_offers_the_download(page: Page,
     sign_in(page, "alex")
     page.goto("/portal/proof")
     page.get_by_role("link", name="Ward EEG Monitor").click()
-    assert page.get_by_text("part of the gateway's public log").is_visible()
-    assert page.get_by_text("Included").first.is_visible()
+    expect(page.get_by_text("part of the gateway's public log")).to_be_visible()
+    expect(page.get_by_text("Included").first).to_be_visible()
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the proof (JSON)").first.click()
     assert download.value.suggested_filename.startswith("receipt-")
@@ -74,19 +75,19 @@ def test_my_data_page_downloads_the_archive_and_explains_erasure(page: Page) -> 
     with page.expect_navigation():
         page.get_by_role("button", name="Change language").click()
     assert page.locator("html").get_attribute("lang") == "es"
-    assert page.get_by_role("heading", name="Mis datos", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Mis datos", exact=True)).to_be_visible()
     axe_check(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Descargar mis datos (.zip)").click()
     assert download.value.suggested_filename.endswith(".zip")
     page.get_by_role("link", name="Pedir el borrado").click()
-    assert page.get_by_role("heading", name="Lo que no se borrará").is_visible()
+    expect(page.get_by_role("heading", name="Lo que no se borrará")).to_be_visible()
     page.get_by_role("button", name="Borrar mis datos ahora").click()
-    assert page.get_by_role("alert").is_visible()  # the error summary: nothing erased
-    assert page.get_by_text("Marque la casilla para confirmar el borrado").first.is_visible()
+    expect(page.get_by_role("alert")).to_be_visible()  # the error summary: nothing erased
+    expect(page.get_by_text("Marque la casilla para confirmar el borrado").first).to_be_visible()
     axe_check(page)
     page.get_by_role("link", name="Cancelar").click()
-    assert page.get_by_role("heading", name="Mis datos", exact=True).is_visible()
+    expect(page.get_by_role("heading", name="Mis datos", exact=True)).to_be_visible()
 
 
 @pytest.mark.parametrize(("locale", "lang", "heading"), [
