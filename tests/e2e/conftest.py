@@ -7,12 +7,18 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from neurogate.gateway.state import Gateway
+    from tests.gateway.conftest import Clinic
 
 
 def free_port() -> int:
@@ -96,3 +102,46 @@ def server(server_env: dict[str, str]) -> Iterator[ServerProcess]:
     proc = ServerProcess(env=server_env, port=free_port())
     yield proc
     proc.stop()
+
+
+FAST_HASHING_ENV = {"NEUROGATE_PASSWORD_HASH_TIME_COST": "1",
+                    "NEUROGATE_PASSWORD_HASH_MEMORY_KIB": "1024"}
+
+
+def gateway_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment of a gateway process with its own data directory and cheap hashing
+    (no NEUROGATE_ variable of the test run leaks in)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
+    env.update(NEUROGATE_DATA_DIR=str(data_dir), NEUROGATE_ENVIRONMENT="development",
+               **FAST_HASHING_ENV, **extra)
+    return env
+
+
+@contextmanager
+def clinic_server(data_dir: Path, *, env: dict[str, str] | None = None,
+                  database_url: str | None = None, log: Path | None = None,
+                  pairs: Sequence[tuple[str, str]] = (("dev1", "adult1"),),
+                  ) -> Iterator[tuple[ServerProcess, Clinic, httpx.Client, Gateway]]:
+    """A gateway process on loopback holding the test clinic (``build_clinic``), with each
+    (device, subject) of ``pairs`` paired by clin1; yields the process, the clinic, an
+    HTTP client on it and an in-process view of the same store."""
+    from neurogate.gateway.state import build_gateway
+    from neurogate.settings import Settings
+    from tests.gateway.conftest import FAST_HASHING, build_clinic
+
+    gateway = build_gateway(Settings(data_dir=data_dir, database_url=database_url,
+                                     environment="test", **FAST_HASHING))
+    server = ServerProcess(env=env or gateway_env(data_dir), port=free_port(), log=log)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
+            for device, subject in pairs:
+                response = client.post(f"/v1/devices/{clinic.ids[device]}/pairing",
+                                       headers=clinic.as_("clin1"),
+                                       json={"subject_id": clinic.ids[subject]})
+                assert response.status_code == 200, response.text
+            yield server, clinic, client, gateway
+    finally:
+        server.stop()
+        gateway.engine.dispose()

@@ -8,7 +8,6 @@ each test ends by checking that the healthy app still receives data without a ga
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -27,9 +26,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from neurogate.consent.models import LedgerLeaf
 from neurogate.devices.protocol import HEADER, MAX_FRAME_BYTES, encode_frame
-from neurogate.gateway.state import Gateway, build_gateway
-from neurogate.settings import Settings
-from tests.e2e.conftest import ServerProcess, free_port
+from neurogate.gateway.state import Gateway
+from tests.e2e.conftest import ServerProcess, clinic_server
 from tests.e2e.live import (
     RATE,
     AppReceiver,
@@ -40,7 +38,7 @@ from tests.e2e.live import (
     synthetic_uv,
     ws_url,
 )
-from tests.gateway.conftest import FAST_HASHING, Clinic, build_clinic
+from tests.gateway.conftest import Clinic
 
 pytestmark = pytest.mark.e2e
 
@@ -77,32 +75,19 @@ class Healthy:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """One gateway process with a populated clinic: dev1 paired with adult1, dev2 with
     child1, dev3 registered and never paired."""
-    data = tmp_path_factory.mktemp("ingest")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
-    env.update(NEUROGATE_DATA_DIR=str(data), NEUROGATE_ENVIRONMENT="development",
-               NEUROGATE_PASSWORD_HASH_TIME_COST="1", NEUROGATE_PASSWORD_HASH_MEMORY_KIB="1024")
-    gateway = build_gateway(Settings(data_dir=Path(data), environment="test", **FAST_HASHING))
-    server = ServerProcess(env=env, port=free_port())
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
-            for device, subject in (("dev1", "adult1"), ("dev2", "child1")):
-                response = client.post(f"/v1/devices/{clinic.ids[device]}/pairing",
-                                       headers=clinic.as_("clin1"),
-                                       json={"subject_id": clinic.ids[subject]})
-                assert response.status_code == 200, response.text
-            response = client.post("/v1/devices", headers=clinic.as_("vendor1"), json={
-                "model": "Cap", "serial": "SN-dev3", "channel_names": ["C3", "C4"],
-                "channel_types": ["eeg", "eeg"], "sampling_rate": 250})
-            assert response.status_code == 201, response.text
-            created = response.json()
-            clinic.ids["dev3"] = created["device"]["id"]
-            clinic.secrets["dev3"] = (created["credentials"]["client_id"],
-                                      created["credentials"]["client_secret"])
-            yield Live(server, clinic, gateway)
-    finally:
-        server.stop()
+    with clinic_server(tmp_path_factory.mktemp("ingest"),
+                       pairs=(("dev1", "adult1"), ("dev2", "child1"))) as (
+            server, clinic, client, gateway):
+        # The clinic's third device, registered and never paired.
+        response = client.post("/v1/devices", headers=clinic.as_("vendor1"), json={
+            "model": "Cap", "serial": "SN-dev3", "channel_names": ["C3", "C4"],
+            "channel_types": ["eeg", "eeg"], "sampling_rate": 250})
+        assert response.status_code == 201, response.text
+        created = response.json()
+        clinic.ids["dev3"] = created["device"]["id"]
+        clinic.secrets["dev3"] = (created["credentials"]["client_id"],
+                                  created["credentials"]["client_secret"])
+        yield Live(server, clinic, gateway)
 
 
 @pytest.fixture(scope="module")

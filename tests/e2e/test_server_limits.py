@@ -23,11 +23,10 @@ import pytest
 
 from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.security import CONTENT_SECURITY_POLICY
-from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
-from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.conftest import ServerProcess, clinic_server, gateway_env
 from tests.e2e.live import app_token, open_device, synthetic_uv
-from tests.gateway.conftest import FAST_HASHING, Clinic, build_clinic
+from tests.gateway.conftest import Clinic
 
 pytestmark = pytest.mark.e2e
 
@@ -60,25 +59,10 @@ class Limits:
 def limits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Limits]:
     """A gateway with short read timeouts and dev1 paired with adult1."""
     data = tmp_path_factory.mktemp("limits")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
-    env.update(NEUROGATE_DATA_DIR=str(data), NEUROGATE_ENVIRONMENT="development",
-               NEUROGATE_PASSWORD_HASH_TIME_COST="1", NEUROGATE_PASSWORD_HASH_MEMORY_KIB="1024",
-               NEUROGATE_HEADER_TIMEOUT_SECONDS=str(HEAD_TIMEOUT),
-               NEUROGATE_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT))
-    gateway = build_gateway(Settings(data_dir=Path(data), environment="test", **FAST_HASHING))
-    server = ServerProcess(env=env, port=free_port())
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
-            response = client.post(f"/v1/devices/{clinic.ids['dev1']}/pairing",
-                                   headers=clinic.as_("clin1"),
-                                   json={"subject_id": clinic.ids["adult1"]})
-            assert response.status_code == 200, response.text
-            yield Limits(server, clinic)
-    finally:
-        server.stop()
-        gateway.engine.dispose()
+    env = gateway_env(data, NEUROGATE_HEADER_TIMEOUT_SECONDS=str(HEAD_TIMEOUT),
+                      NEUROGATE_BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT))
+    with clinic_server(data, env=env) as (server, clinic, _, _):
+        yield Limits(server, clinic)
 
 
 def _connect(port: int) -> socket.socket:

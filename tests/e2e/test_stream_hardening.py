@@ -7,7 +7,6 @@ import collections
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Iterator
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import Session, select
 from websockets.exceptions import ConnectionClosed
@@ -24,11 +22,10 @@ from websockets.sync.client import connect
 
 from neurogate.consent.db import get_engine
 from neurogate.consent.models import LedgerLeaf, LiveStreamRecord
-from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
-from tests.e2e.conftest import ServerProcess, free_port, neurogate
+from tests.e2e.conftest import ServerProcess, clinic_server, neurogate
 from tests.e2e.live import DeviceThread, app_token, open_device, subscribe, ws_url
-from tests.gateway.conftest import FAST_HASHING, Clinic, build_clinic
+from tests.gateway.conftest import Clinic
 
 pytestmark = pytest.mark.e2e
 
@@ -60,22 +57,9 @@ class Live:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
     """A gateway process (SQLite) with a clinic; dev1 is paired with adult1."""
-    data = tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
-    env.update(NEUROGATE_DATA_DIR=str(data), NEUROGATE_ENVIRONMENT="development",
-               NEUROGATE_PASSWORD_HASH_TIME_COST="1", NEUROGATE_PASSWORD_HASH_MEMORY_KIB="1024")
-    settings = Settings(data_dir=data, environment="test", **FAST_HASHING)
-    gateway = build_gateway(settings)
-    server = ServerProcess(env=env, port=free_port(), log=tmp_path / "server.log")
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
-            client.post(f"/v1/devices/{clinic.ids['dev1']}/pairing", headers=clinic.as_("clin1"),
-                        json={"subject_id": clinic.ids["adult1"]}).raise_for_status()
-            yield Live(server, clinic, settings)
-    finally:
-        server.stop()
+    with clinic_server(tmp_path / "var", log=tmp_path / "server.log") as (
+            server, clinic, _, gateway):
+        yield Live(server, clinic, gateway.settings)
 
 
 def _stream_leaves(entries: list[dict[str, Any]], action: str) -> dict[str, dict[str, Any]]:

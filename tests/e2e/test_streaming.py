@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from neurogate.consent.purposes import load_catalog
-from neurogate.gateway.state import build_gateway
-from neurogate.settings import Settings
-from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.conftest import ServerProcess, clinic_server
 from tests.e2e.live import (
     DeviceThread,
     app_token,
     open_device,
     subscribe,
 )
-from tests.gateway.conftest import FAST_HASHING, Clinic, build_clinic, notice
+from tests.gateway.conftest import Clinic, notice
 
 pytestmark = pytest.mark.e2e
 
@@ -28,23 +23,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Clinic]]:
     """One gateway process with a populated clinic; dev1 is paired with adult1."""
-    data = tmp_path_factory.mktemp("live")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
-    env.update(NEUROGATE_DATA_DIR=str(data), NEUROGATE_ENVIRONMENT="development",
-               NEUROGATE_PASSWORD_HASH_TIME_COST="1", NEUROGATE_PASSWORD_HASH_MEMORY_KIB="1024")
-    gateway = build_gateway(Settings(data_dir=Path(data), environment="test", **FAST_HASHING))
-    server = ServerProcess(env=env, port=free_port())
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            clinic = build_clinic(client, gateway)  # type: ignore[arg-type]
-            response = client.post(f"/v1/devices/{clinic.ids['dev1']}/pairing",
-                                   headers=clinic.as_("clin1"),
-                                   json={"subject_id": clinic.ids["adult1"]})
-            assert response.status_code == 200, response.text
-            yield server, clinic
-    finally:
-        server.stop()
+    with clinic_server(tmp_path_factory.mktemp("live")) as (server, clinic, _, _):
+        yield server, clinic
 
 
 def _pseudonym(clinic: Clinic, app: str) -> str:
