@@ -15,7 +15,17 @@ CATALOG_LANGS := zh_Hans es
 PO_FILES := $(foreach d,$(DOMAINS),$(foreach l,$(CATALOG_LANGS),$(LOCALES)/$(l)/LC_MESSAGES/$(d).po))
 MO_FILES := $(PO_FILES:.po=.mo)
 
-.PHONY: demo test venv lint clean messages catalogs
+.PHONY: demo test venv lint clean messages catalogs node-peers
+
+# Real peers some tests start on loopback (an OpenID provider, the AsyncAPI parser), from
+# the npm registry into tests/node; skipped where the machine has no npm.
+NODE_PEERS := tests/node/node_modules/.installed
+$(NODE_PEERS): tests/node/package.json tests/node/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tests/node --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: tests that need Node.js peers will skip"; fi
+
+node-peers: $(NODE_PEERS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,11 +56,11 @@ venv: $(STAMP)
 demo: $(STAMP) catalogs
 	$(BIN)/neurogate demo
 
-test: $(STAMP) catalogs
+test: $(STAMP) catalogs node-peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check neurogate tests
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var tests/node/node_modules
