@@ -21,6 +21,9 @@ ASSENT_STATES = ("not_required", "pending", "given", "dissent")
 CONSENT_STATUSES = ("active", "revoked", "expired")
 CONCERN_STATUSES = ("open", "answered")
 GUARDIAN_RELATIONSHIPS = ("parent", "legal_guardian", "legal_representative")
+# Roles a hospital identity provider may give (never subject or guardian: the people
+# whose data flows sign in with their own passwords).
+OIDC_ROLES = ("clinician", "admin")
 
 
 def new_id() -> str:
@@ -105,6 +108,46 @@ class AuthSession(SQLModel, table=True):
     created_at: datetime = _ts()
     last_seen_at: datetime = _ts()
     revoked_at: datetime | None = _ts(nullable=True)
+
+
+class OidcIdentity(SQLModel, table=True):
+    """An account's identity at an OpenID provider: the provider's ``iss`` and ``sub``."""
+
+    __tablename__ = "oidc_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    issuer: str
+    subject: str
+    account_id: str = Field(foreign_key="accounts.id", index=True)
+    created_at: datetime = _ts()
+    last_login_at: datetime | None = _ts(nullable=True)
+
+
+class OidcRoleMapping(SQLModel, table=True):
+    """An administrator's rule: an ID-token claim holding a value gives a staff role."""
+
+    __tablename__ = "oidc_role_mappings"
+    __table_args__ = (UniqueConstraint("issuer", "claim", "value"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    issuer: str
+    claim: str
+    value: str
+    role: str
+    created_by: str = Field(foreign_key="accounts.id")
+    created_at: datetime = _ts()
+
+
+class OidcFlow(SQLModel, table=True):
+    """A sign-in under way at the OpenID provider (state, nonce, PKCE verifier), kept
+    server-side until the provider sends the person back or it expires."""
+
+    __tablename__ = "oidc_flows"
+
+    key: str = Field(primary_key=True)  # SHA-256 of the OpenID client's state key
+    data: str  # JSON written by the OpenID client
+    expires_at: datetime = _ts()
 
 
 class GuardianLink(SQLModel, table=True):
@@ -342,6 +385,7 @@ __all__ = [
     "CRIA_STATUSES",
     "GRANT_CAPACITIES",
     "GUARDIAN_RELATIONSHIPS",
+    "OIDC_ROLES",
     "ROLES",
     "AbuseCount",
     "Account",
@@ -360,6 +404,9 @@ __all__ = [
     "LedgerV1Checkpoint",
     "LiveStreamRecord",
     "OAuthClient",
+    "OidcFlow",
+    "OidcIdentity",
+    "OidcRoleMapping",
     "Subject",
     "new_id",
     "utcnow",
