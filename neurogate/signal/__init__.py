@@ -9,7 +9,15 @@ resolution a consumer's purpose allows.
 This package knows nothing of HTTP, databases or consent.
 """
 
-from .filters import ChunkStep, FilterChain, Reference, StreamingFilter, design_iir_sos
+from .filters import (
+    ChunkStep,
+    FilterChain,
+    Reference,
+    StreamingFilter,
+    design_iir_sos,
+    filter_offline,
+    steady_state,
+)
 from .frames import CHANNEL_LEVELS, ChannelLevel, Frame, Resolution
 from .pipeline import ProductBatch, StreamPipeline
 from .products import (
@@ -50,9 +58,11 @@ __all__ = [
     "aggregate_channels",
     "band_edges",
     "design_iir_sos",
+    "filter_offline",
     "focus_index",
     "reduce_frame",
     "region_of",
     "relaxation_index",
     "signal_quality",
+    "steady_state",
 ]

@@ -3,10 +3,15 @@
 Every filter here is a causal IIR filter in second-order sections (SOS), designed once with
 :func:`mne.filter.create_filter` (``method='iir'``, Butterworth, ``output='sos'``,
 ``phase='forward'``) and applied with :func:`scipy.signal.sosfilt`, carrying the filter
-state ``zi`` from one chunk to the next. Streaming a recording through a filter in chunks
-of any sizes therefore gives the same output (to rounding) as filtering the whole
-recording at once with ``sosfilt(sos, data, axis=-1)``, which is what
-``mne.filter.filter_data(..., method='iir', phase='forward')`` does.
+state ``zi`` from one chunk to the next.
+
+A filter starts from the steady state for its first sample (``scipy.signal.sosfilt_zi``
+scaled by that sample, per channel, as MNE-LSL does), as if the signal had held that value
+forever: a stream with a large DC offset then has no start-up transient. Streaming a
+recording through a filter in chunks of any sizes therefore gives the same output (to
+rounding) as `filter_offline`: ``sosfilt(sos, data, axis=-1, zi=...)`` over the whole
+recording from that same start. For a filter that blocks DC (a band-pass), this equals
+``mne.filter.filter_data(data - data[:, :1], ..., method='iir', phase='forward')``.
 
 All filters are linear and act on each channel separately, and re-referencing is a linear
 combination of channels at one instant, so a `Reference` may sit anywhere in a
@@ -34,7 +39,59 @@ __all__ = [
     "Reference",
     "StreamingFilter",
     "design_iir_sos",
+    "filter_offline",
+    "steady_state",
 ]
+
+try:  # the compiled cascade behind sosfilt, without its per-call argument handling
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_inplace
+except ImportError:  # pragma: no cover - a SciPy that moved it: use the public path
+    _sosfilt_inplace = None
+
+
+def steady_state(sos: NDArray[np.float64], first: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The filter state of a signal that held ``first`` forever.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6)
+        Second-order sections.
+    first : ndarray, shape (n_channels,)
+        The first sample of each channel.
+
+    Returns
+    -------
+    zi : ndarray, shape (n_sections, n_channels, 2)
+        ``sosfilt_zi(sos)`` scaled by each channel's first sample, for
+        ``sosfilt(sos, data, axis=-1, zi=zi)``.
+    """
+    unit = sp_signal.sosfilt_zi(sos)  # shape (n_sections, 2)
+    return unit[:, None, :] * np.asarray(first, dtype=np.float64)[None, :, None]
+
+
+def filter_offline(sos: NDArray[np.float64], data: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Filter a whole recording at once, from the steady state for its first sample.
+
+    This is what a `StreamingFilter` (or a `FilterChain` of filters, with ``chain.sos``)
+    streams chunk by chunk.
+
+    Parameters
+    ----------
+    sos : ndarray, shape (n_sections, 6)
+        Second-order sections.
+    data : ndarray, shape (n_channels, n_times)
+        The recording.
+
+    Returns
+    -------
+    out : ndarray, shape (n_channels, n_times)
+        The causally filtered recording.
+    """
+    data = np.asarray(data, dtype=np.float64)
+    if data.shape[-1] == 0 or len(sos) == 0:
+        return data
+    out, _ = sp_signal.sosfilt(sos, data, axis=-1, zi=steady_state(sos, data[:, 0]))
+    return np.asarray(out, dtype=np.float64)
 
 #: Fraction of the Nyquist frequency the upper band-pass edge may reach.
 _MAX_EDGE_OF_NYQUIST = 0.9
@@ -76,7 +133,10 @@ class StreamingFilter:
     Attributes
     ----------
     zi : ndarray, shape (n_sections, n_channels, 2)
-        The filter state after the last chunk (zeros before the first).
+        The filter state after the last chunk (zeros before the first, which sets it to
+        the steady state for its first sample).
+    started : bool
+        Whether a chunk has set the state since construction or `reset`.
     l_freq, h_freq : float | None
         The design's edges in Hz, when made by a constructor method.
     """
@@ -109,7 +169,20 @@ class StreamingFilter:
         self.l_freq: float | None = None
         self.h_freq: float | None = None
         n_sections = 0 if sos is None else sos.shape[0]
-        self.zi = np.zeros((n_sections, n_channels, 2))
+        # Kept as (n_channels, n_sections, 2), the compiled cascade's layout; `zi` is the
+        # (n_sections, n_channels, 2) view SciPy's sosfilt uses.
+        self._state = np.zeros((n_channels, n_sections, 2))
+        self._unit = None if sos is None else sp_signal.sosfilt_zi(sos)
+        self.started = False
+
+    @property
+    def zi(self) -> NDArray[np.float64]:
+        """The state as ``sosfilt``'s ``zi``, shape (n_sections, n_channels, 2) (a view)."""
+        return self._state.transpose(1, 0, 2)
+
+    @zi.setter
+    def zi(self, value: NDArray[np.float64]) -> None:
+        self._state = value.transpose(1, 0, 2)
 
     def __repr__(self) -> str:
         state = "skipped" if self.sos is None else f"{self.sos.shape[0]} sections"
@@ -293,13 +366,23 @@ class StreamingFilter:
         """
         if self.sos is None or data.shape[-1] == 0:
             return data
+        if not self.started:
+            assert self._unit is not None
+            self._state[...] = data[:, 0, None, None] * self._unit[None]
+            self.started = True
+        if _sosfilt_inplace is not None and self._state.flags.c_contiguous:
+            out = np.array(data, dtype=np.float64, order="C")  # filtered in place
+            _sosfilt_inplace(self.sos, out, self._state)
+            return out
         out, zf = sp_signal.sosfilt(self.sos, data, axis=-1, zi=self.zi)
         self.zi[...] = zf  # in place: a FilterChain may share this state
         return np.asarray(out, dtype=np.float64)
 
     def reset(self) -> None:
-        """Reset the filter state to zeros, as before the first chunk."""
-        self.zi[...] = 0.0
+        """Forget the state: the next chunk starts from the steady state for its first
+        sample, as the first chunk did."""
+        self._state[...] = 0.0
+        self.started = False
 
 
 def _fuse(steps: Sequence[ChunkStep]) -> tuple[ChunkStep, ...]:
@@ -320,6 +403,7 @@ def _fuse(steps: Sequence[ChunkStep]) -> tuple[ChunkStep, ...]:
             sos = np.vstack([f.sos for f in run if f.sos is not None])
             merged = StreamingFilter(sos, run[0].n_channels, name="+".join(f.name for f in run))
             merged.zi[...] = np.concatenate([f.zi for f in run])
+            merged.started = all(f.started for f in run)
             start = 0
             for f in run:
                 f.zi = merged.zi[start : start + f.zi.shape[0]]
@@ -389,6 +473,8 @@ class FilterChain:
         return data
 
     def reset(self) -> None:
-        """Reset every step's state."""
+        """Reset every step's state (filters start again from a steady state)."""
         for step in self.steps:
+            step.reset()
+        for step in self._active:
             step.reset()

@@ -243,10 +243,8 @@ def expected_raw(source_v: np.ndarray, sfreq: float, purpose: str = "clinical_mo
     rate : float
         The rate it should see them at.
     """
-    from scipy.signal import sosfilt
-
     from neurogate.consent.purposes import load_catalog
-    from neurogate.signal import design_iir_sos
+    from neurogate.signal import design_iir_sos, filter_offline
 
     allowed = load_catalog().get(purpose).products["raw"].output_rate_hz
     factor = max(1, int(np.ceil(sfreq / allowed - 1e-9)))
@@ -254,7 +252,7 @@ def expected_raw(source_v: np.ndarray, sfreq: float, purpose: str = "clinical_mo
     if factor > 1:
         rate = sfreq / factor
         sos = design_iir_sos(sfreq, None, 0.4 * rate, order=8)
-        sent = sosfilt(sos, sent, axis=-1)[:, ::factor]
+        sent = filter_offline(sos, sent)[:, ::factor]  # from the steady state, as streamed
     return sent, sfreq / factor
 
 
