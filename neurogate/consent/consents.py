@@ -208,9 +208,13 @@ def _grantor(
 
 def grant_consent(
     *, session: Session, ledger: Ledger, principal: Principal, request: ConsentCreate,
-    now: datetime | None = None,
+    now: datetime | None = None, source: str | None = None,
 ) -> tuple[Consent, dict[str, Any]]:
-    """Record a consent with the notice shown; returns it and its signed receipt."""
+    """Record a consent with the notice shown; returns it and its signed receipt.
+
+    ``source`` marks a consent recorded elsewhere and imported (e.g. ``fhir_import``): it
+    becomes the ``reason_code`` of the ledger leaf and the detail of the grant event.
+    """
     now = now or utcnow()
     access.require_role(principal, "subject", "guardian", "clinician")
     subject = access.get_subject(session, principal, request.subject_id)
@@ -329,9 +333,10 @@ def grant_consent(
         actor_role=principal.role,
         notice_sha256=notice.sha256,
         record_sha256=record_digest(consent),
+        reason_code=source,
         concerns=subject.id,
     )
-    _event(session, consent, "grant", principal.id, appended)
+    _event(session, consent, "grant", principal.id, appended, detail=source)
     if request.assent:
         assent_leaf = ledger.append(
             session, action=f"consent.{'assent' if request.assent == 'given' else 'dissent'}",
