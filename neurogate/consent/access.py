@@ -21,6 +21,7 @@ from neurogate.consent.models import (
     Consent,
     Device,
     GuardianLink,
+    OAuthClient,
     Subject,
 )
 from neurogate.errors import PermissionDenied, not_found
@@ -144,12 +145,16 @@ def get_consent(session: Session, principal: Principal, consent_id: str,
 
 def get_app(session: Session, principal: Principal, app_id: str, *, manage: bool = False) -> App:
     """An app: any account may read an app's public facts; only its owner or an admin
-    may manage it; an app sees only itself."""
+    may manage it; an app sees only itself. ``app_id`` may also be the app's OAuth2
+    ``client_id``."""
     app = session.get(App, app_id)
+    if app is None and app_id.startswith("app_"):
+        client = session.get(OAuthClient, app_id)
+        app = session.get(App, client.owner_id) if client and client.kind == "app" else None
     if app is None:
         msg = "app"
         raise not_found(msg, app_id)
-    if principal.kind == "app" and principal.id != app_id:
+    if principal.kind == "app" and principal.id != app.id:
         msg = "app"
         raise not_found(msg, app_id)
     if principal.kind == "device":

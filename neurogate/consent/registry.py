@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 from sqlmodel import Session, col, select
 
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
-from neurogate.consent.accounts import create_account, create_client, find_account, pseudonym
+from neurogate.consent.accounts import (
+    create_account,
+    create_client,
+    find_account,
+    pseudonym,
+    token_digest,
+)
 from neurogate.consent.consents import mark_changed
 from neurogate.consent.jurisdictions import age_on, get_profile
 from neurogate.consent.ledger import Ledger
@@ -17,6 +24,7 @@ from neurogate.consent.models import (
     CareRelationship,
     Device,
     GuardianLink,
+    OAuthClient,
     Subject,
     utcnow,
 )
@@ -361,6 +369,40 @@ def unpair_device(*, session: Session, ledger: Ledger, principal: Principal,
     return device
 
 
+# -- client credentials ------------------------------------------------------------
+def _new_secret(session: Session, kind: str, owner_id: str) -> tuple[str, str]:
+    """Replace the client secret of an app's or device's OAuth2 client; the client_id
+    stays. The old secret is refused from this transaction's commit on."""
+    client = session.exec(select(OAuthClient).where(
+        OAuthClient.kind == kind, OAuthClient.owner_id == owner_id)).first()
+    if client is None:
+        raise not_found(kind=f"{kind} client", ident=owner_id)
+    secret = secrets.token_urlsafe(32)
+    client.secret_hash = token_digest(secret)
+    session.add(client)
+    return client.client_id, secret
+
+
+def rotate_app_secret(*, session: Session, principal: Principal, app_id: str
+                      ) -> tuple[App, str, str]:
+    """A new client secret for an app (its owner or an administrator); returns the app,
+    its unchanged client_id and the new secret, shown once."""
+    app = access.get_app(session, principal, app_id, manage=True)
+    client_id, secret = _new_secret(session, "app", app.id)
+    return app, client_id, secret
+
+
+def rotate_device_secret(*, session: Session, principal: Principal, device_id: str
+                         ) -> tuple[Device, str, str]:
+    """A new client secret for a device (its vendor or an administrator); returns the
+    device, its unchanged client_id and the new secret, shown once."""
+    if principal.kind != "account":
+        raise not_found(kind="device", ident=device_id)
+    device = access.get_device(session, principal, device_id)
+    client_id, secret = _new_secret(session, "device", device.id)
+    return device, client_id, secret
+
+
 __all__ = [
     "create_app",
     "create_care_relationship",
@@ -375,6 +417,8 @@ __all__ = [
     "list_guardians",
     "list_subjects",
     "pair_device",
+    "rotate_app_secret",
+    "rotate_device_secret",
     "subject_public",
     "unpair_device",
     "update_app",

@@ -48,3 +48,14 @@ def update_app(app_id: IdPath, body: AppUpdate, gw: GatewayDep,
         app = registry.update_app(session=session, principal=principal, app_id=app_id,
                                   request=body)
         return AppPublic.model_validate(app)
+
+
+@router.post("/{app_id}/credentials")
+def rotate_app_credentials(app_id: IdPath, gw: GatewayDep,
+                           principal: CurrentPrincipal) -> ClientCredentials:
+    """Replace an app's client secret (its owner or an administrator); the old one is
+    refused at once."""
+    with gw.transaction() as session:
+        _, client_id, secret = registry.rotate_app_secret(session=session, principal=principal,
+                                                          app_id=app_id)
+    return ClientCredentials(client_id=client_id, client_secret=secret)

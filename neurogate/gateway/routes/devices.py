@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlmodel import select
 
 from neurogate.consent import access, registry
-from neurogate.consent.models import Device
+from neurogate.consent.models import Device, LiveStreamRecord
 from neurogate.consent.schemas import (
     ClientCredentials,
     DeviceCreate,
@@ -17,6 +19,17 @@ from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
 from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"], dependencies=[STRICT_QUERY])
+
+
+class DeviceStreamStatus(BaseModel):
+    """A device's live stream, without its subject. The counts come from the gateway
+    process that runs the stream; another node of a cluster answers them with null."""
+
+    live: bool
+    stream: str | None = None  # the stream id of the welcome and the ledger
+    frames: int | None = None  # frames accepted so far
+    samples: int | None = None  # samples per channel accepted so far
+    dropped: int | None = None  # frames dropped with a notice so far
 
 
 def _public(device: Device) -> DevicePublic:
@@ -70,3 +83,29 @@ def unpair_device(device_id: IdPath, gw: GatewayDep, principal: CurrentPrincipal
         device = registry.unpair_device(session=session, ledger=gw.ledger, principal=principal,
                                         device_id=device_id)
     return _public(device)
+
+
+@router.post("/{device_id}/credentials")
+def rotate_device_credentials(device_id: IdPath, gw: GatewayDep,
+                              principal: CurrentPrincipal) -> ClientCredentials:
+    """Replace a device's client secret (its vendor or an administrator); the old one is
+    refused at once."""
+    with gw.transaction() as session:
+        _, client_id, secret = registry.rotate_device_secret(
+            session=session, principal=principal, device_id=device_id)
+    return ClientCredentials(client_id=client_id, client_secret=secret)
+
+
+@router.get("/{device_id}/stream")
+def read_device_stream(device_id: IdPath, gw: GatewayDep,
+                       principal: CurrentPrincipal) -> DeviceStreamStatus:
+    """Whether a device streams now, and its frame counts (never its subject)."""
+    with gw.transaction() as session:
+        device = access.get_device(session, principal, device_id)
+        records = session.exec(select(LiveStreamRecord)).all()
+    running = [r.stream for r in records if r.leaf.get("device") == device.id]
+    stream = gw.hub.streams.get(device.id)
+    if stream is not None:
+        return DeviceStreamStatus(live=True, stream=stream.id, frames=stream.frames,
+                                  samples=stream.samples, dropped=stream.rejected)
+    return DeviceStreamStatus(live=bool(running), stream=running[0] if running else None)
