@@ -129,13 +129,14 @@ class LiveStream:
         self.rejected = 0
         self.ended: str | None = None  # set when the device is unpaired mid-stream
         self._budget = hello.sampling_rate * RATE_BURST_SECONDS
-        self._budget_at = time.monotonic()
+        self._budget_at: float | None = None  # the budget starts refilling at frame one
 
     def _spend(self, n_samples: int) -> None:
         now = time.monotonic()
         rate = self.hello.sampling_rate * RATE_TOLERANCE
         cap = self.hello.sampling_rate * RATE_BURST_SECONDS * RATE_TOLERANCE
-        self._budget = min(cap, self._budget + (now - self._budget_at) * rate) - n_samples
+        since = 0.0 if self._budget_at is None else now - self._budget_at
+        self._budget = min(cap, self._budget + since * rate) - n_samples
         self._budget_at = now
         if self._budget < 0:
             msg = (f"The device sends samples faster than {RATE_TOLERANCE:g} x its declared "
@@ -295,15 +296,20 @@ class StreamHub:
 
     def ingest(self, stream: LiveStream, frame: bytes) -> list[dict[str, Any]]:
         """Check a device frame, run the pipeline once, and feed every subscriber."""
+        before = stream.expected_sequence, stream.next_time
         samples, t0, notices = stream.check(frame)
         if samples is None:
             return notices
         try:
             batch = stream.pipeline.push(samples, t0)
         except SignalError as exc:
+            # Dropped for its content, like rows 6 and 7: the same number may come again.
+            sequence = ((stream.expected_sequence or 0) - 1) & SEQUENCE_MASK
+            stream.expected_sequence, stream.next_time = before
+            stream.dropped_sequence = sequence
             stream.rejected += 1
             notices.append({"type": "error", "code": "bad_samples",
-                            "sequence": (stream.expected_sequence or 1) - 1,
+                            "sequence": sequence,
                             "message": exc.message + " The frame was dropped."})
             return notices
         stream.frames += 1

@@ -267,16 +267,16 @@ def _channels(*specs: tuple[str, str, str]) -> list[dict[str, str]]:
                  r"above 0 and at most 100000, but got 0 instead", id="zero-rate"),
     pytest.param(json.dumps({**hello(), "sampling_rate": "250"}), "sampling_rate",
                  r"but got '250' instead", id="rate-string"),
-    pytest.param(json.dumps(hello(channels=["C3", "Cz"])), None,
+    pytest.param(json.dumps(hello(channels=["C3", "Cz"])), "channels[1].name",
                  r"channel names \['C3', 'Cz'\] differ from the registered \['C3', 'C4'\]",
                  id="names-differ"),
     pytest.param(json.dumps({**hello(), "channels": _channels(("C3", "eeg", "uV"),
                                                               ("C4", "eog", "uV"))}),
-                 None, r"channel types \['eeg', 'eog'\] differ from the registered "
+                 "channels[1].type", r"channel types \['eeg', 'eog'\] differ from the registered "
                        r"\['eeg', 'eeg'\]", id="types-differ"),
-    pytest.param(json.dumps(hello(rate=500.0)), None,
+    pytest.param(json.dumps(hello(rate=500.0)), "sampling_rate",
                  r"sampling rate 500 Hz differs from the registered 250 Hz", id="rate-differs"),
-    pytest.param(json.dumps(hello(channels=["C3", "C4", "Cz"])), None,
+    pytest.param(json.dumps(hello(channels=["C3", "C4", "Cz"])), "channels",
                  r"does not match this device's registration: channel names", id="3-channels"),
 ])
 def test_ingest_bad_hello_closes_4400(live: Live, healthy: Healthy, message: str,

@@ -161,7 +161,26 @@ def _device_and_subject(gateway: Gateway, device_id: str) -> tuple[Device, Subje
         return device, subject
 
 
+def _first_difference(hello: Any, device: Device) -> str | None:
+    """The hello field that first differs from the registration, in the order
+    checked: channel count, then each channel's name and type, then the rate."""
+    names, types = list(hello.channel_names), list(hello.channel_types)
+    if len(names) != len(device.channel_names):
+        return "channels"
+    for i, (name, kind) in enumerate(zip(names, types, strict=True)):
+        if name != device.channel_names[i]:
+            return f"channels[{i}].name"
+        if kind != device.channel_types[i]:
+            return f"channels[{i}].type"
+    if abs(hello.sampling_rate - device.sampling_rate) > 1e-9:
+        return "sampling_rate"
+    return None
+
+
 def _check_registration(device: Device, hello: Any) -> None:
+    field = _first_difference(hello, device)
+    if field is None:
+        return
     problems = []
     if list(hello.channel_names) != list(device.channel_names):
         problems.append(f"channel names {list(hello.channel_names)} differ from the "
@@ -175,7 +194,7 @@ def _check_registration(device: Device, hello: Any) -> None:
     if problems:
         msg = ("The hello does not match this device's registration: " + "; ".join(problems)
                + ". Send what was registered, or register the device again.")
-        raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO)
+        raise ProtocolError(msg, close_code=CloseCode.BAD_HELLO, field=field)
 
 
 @router.websocket("/v1/stream/ingest")
