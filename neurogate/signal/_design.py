@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
@@ -15,6 +17,9 @@ def design_iir_sos(
     sfreq: float, l_freq: float | None, h_freq: float | None, *, order: int
 ) -> NDArray[np.float64]:
     """Design a causal Butterworth filter with MNE and return its second-order sections.
+
+    Designs are cached per (sfreq, l_freq, h_freq, order): a new stream of a known layout
+    costs no MNE call. The result is a fresh writeable copy.
 
     Parameters
     ----------
@@ -36,6 +41,13 @@ def design_iir_sos(
     SignalError
         If MNE refuses the design (for example an edge at or above Nyquist).
     """
+    return _design(float(sfreq), l_freq, h_freq, int(order)).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _design(
+    sfreq: float, l_freq: float | None, h_freq: float | None, order: int
+) -> NDArray[np.float64]:
     import mne  # deferred: importing MNE is slow and only needed while designing
 
     iir_params = {"order": int(order), "ftype": "butter", "output": "sos"}
@@ -56,7 +68,9 @@ def design_iir_sos(
             f"l_freq={l_freq!r} Hz and h_freq={h_freq!r} Hz at sfreq={sfreq!r} Hz: {exc}"
         )
         raise SignalError(msg) from exc
-    return np.ascontiguousarray(params["sos"], dtype=np.float64)
+    sos = np.ascontiguousarray(params["sos"], dtype=np.float64)
+    sos.flags.writeable = False
+    return sos
 
 
 def centred_stop_band(sfreq: float, centre: float, width: float) -> tuple[float, float] | None:

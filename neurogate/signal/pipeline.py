@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ from .products import (
 __all__ = ["ProductBatch", "StreamPipeline"]
 
 _MIN_SFREQ = 64.0  # Nyquist must exceed the top of the beta band (30 Hz) with margin
+_POWER_PRODUCTS = frozenset({"band_power", "focus_index", "relaxation_index"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +63,16 @@ class ProductBatch(Mapping[str, list[Frame]]):
         return len(self.frames)
 
 
-class _DoubleRing:
-    """A ring buffer, shape (n_rows, n), written twice so any window is a contiguous view."""
+class _Ring:
+    """The last ``n`` samples of ``n_rows`` rows, in a bounded ring of a given dtype.
 
-    def __init__(self, n_rows: int, n: int) -> None:
+    `window` copies them, oldest first, into a scratch buffer shared by the rings of one
+    thread with the same shape (a window is read, used and dropped before the next read).
+    """
+
+    def __init__(self, n_rows: int, n: int, dtype: type[np.floating] = np.float64) -> None:
         self.n = n
-        self.buf = np.zeros((n_rows, 2 * n))
+        self.buf = np.zeros((n_rows, n), dtype=dtype)
         self.pos = 0
 
     def write(self, x: NDArray[np.float64]) -> None:
@@ -76,15 +82,40 @@ class _DoubleRing:
         p = self.pos
         first = min(k, n - p)
         self.buf[:, p : p + first] = x[:, :first]
-        self.buf[:, p + n : p + n + first] = x[:, :first]
         if k > first:
             self.buf[:, : k - first] = x[:, first:]
-            self.buf[:, n : n + k - first] = x[:, first:]
         self.pos = (p + k) % n
 
     def window(self) -> NDArray[np.float64]:
-        """The last ``n`` samples, oldest first (a view: copy before keeping it)."""
-        return self.buf[:, self.pos : self.pos + self.n]
+        """The last ``n`` samples, oldest first, as float64 (scratch: use before the next
+        `window` call of this thread, copy to keep)."""
+        out = _scratch(self.buf.shape)
+        tail = self.n - self.pos
+        out[:, :tail] = self.buf[:, self.pos :]
+        out[:, tail:] = self.buf[:, : self.pos]
+        return out
+
+
+_local = threading.local()
+
+
+def _scratch(shape: tuple[int, ...]) -> NDArray[np.float64]:
+    """A float64 buffer of ``shape`` reused by every pipeline of this thread."""
+    cache: dict[tuple[int, ...], NDArray[np.float64]] = _local.__dict__.setdefault("scratch", {})
+    if shape not in cache:
+        cache[shape] = np.empty(shape)
+    return cache[shape]
+
+
+def _welch(sfreq: float, n_window: int, n_per_seg: int, n_channels: int) -> WelchEstimator:
+    """One Welch estimator (and workspace) per layout and thread, shared by its pipelines."""
+    cache: dict[tuple[float, int, int, int], WelchEstimator] = _local.__dict__.setdefault(
+        "welch", {}
+    )
+    key = (sfreq, n_window, n_per_seg, n_channels)
+    if key not in cache:
+        cache[key] = WelchEstimator(sfreq, n_window, n_per_seg)
+    return cache[key]
 
 
 class StreamPipeline:
@@ -208,7 +239,7 @@ class StreamPipeline:
 
         self._n_window = round(window_s * self.sfreq)
         self._n_hop = round(hop_s * self.sfreq)
-        self._welch = WelchEstimator(self.sfreq, self._n_window, round(segment_s * self.sfreq))
+        self._n_seg = round(segment_s * self.sfreq)
         edges = band_edges(self.sfreq)
         self.bands = tuple(edges)
         self._masks = np.array([self._welch.mask(lo, hi) for lo, hi in edges.values()])
@@ -220,9 +251,13 @@ class StreamPipeline:
             )
             for name in PRODUCT_NAMES
         }
-        self._raw_ring = _DoubleRing(n, self._n_window)
-        self._filt_ring = _DoubleRing(n, self._n_window)
+        self._raw_ring = _Ring(n, self._n_window, np.float32)  # raw came as float32
+        self._filt_ring = _Ring(n, self._n_window)
         self._until_emit = self._n_window
+
+    @property
+    def _welch(self) -> WelchEstimator:
+        return _welch(self.sfreq, self._n_window, self._n_seg, len(self.labels))
 
     def __repr__(self) -> str:
         return (
@@ -233,11 +268,13 @@ class StreamPipeline:
     def reset(self) -> None:
         """Forget filter states and buffered windows, as for a new stream."""
         self.chain.reset()
-        self._raw_ring = _DoubleRing(len(self.labels), self._n_window)
-        self._filt_ring = _DoubleRing(len(self.labels), self._n_window)
+        self._raw_ring = _Ring(len(self.labels), self._n_window, np.float32)
+        self._filt_ring = _Ring(len(self.labels), self._n_window)
         self._until_emit = self._n_window
 
-    def push(self, chunk: NDArray[np.generic], t0: float) -> ProductBatch:
+    def push(
+        self, chunk: NDArray[np.generic], t0: float, products: Collection[str] | None = None
+    ) -> ProductBatch:
         """Process the next chunk of the stream and return every product's new frames.
 
         Parameters
@@ -246,13 +283,17 @@ class StreamPipeline:
             The next samples of all channels, in volts, real numeric dtype, finite.
         t0 : float
             Time in seconds of the chunk's first sample.
+        products : collection of str | None
+            The products someone takes (``None``: all). The filters and the windows always
+            advance, so a product taken later continues the stream exactly; windowed
+            products nobody takes are not computed (their lists stay empty).
 
         Returns
         -------
         batch : ProductBatch
             One ``raw`` and one ``filtered`` frame covering the chunk, and a
             ``band_power``, ``focus_index``, ``relaxation_index`` and ``signal_quality``
-            frame for each window that ended in the chunk.
+            frame for each window that ended in the chunk (of those in ``products``).
 
         Raises
         ------
@@ -289,11 +330,17 @@ class StreamPipeline:
             self._until_emit -= take
             if self._until_emit == 0:
                 self._until_emit = self._n_hop
-                self._emit(frames, t0 + (start - self._n_window) / self.sfreq)
+                self._emit(frames, t0 + (start - self._n_window) / self.sfreq, products)
         return ProductBatch(t0, n_times, frames)
 
-    def _emit(self, frames: dict[str, list[Frame]], t: float) -> None:
+    def _emit(
+        self, frames: dict[str, list[Frame]], t: float, products: Collection[str] | None
+    ) -> None:
         res, labels = self.resolutions, self.labels
+        if products is not None and not _POWER_PRODUCTS.intersection(products):
+            if "signal_quality" in products:
+                self._emit_quality(frames, t)
+            return
         power = self._welch.band_power(self._welch.psd(self._filt_ring.window()), self._masks)
         frames["band_power"].append(
             Frame("band_power", t, read_only(power), labels, self.bands, res["band_power"])
@@ -301,6 +348,11 @@ class StreamPipeline:
         for name, func in (("focus_index", focus_index), ("relaxation_index", relaxation_index)):
             value = read_only(np.array([func(power, self.bands)]))
             frames[name].append(Frame(name, t, value, ("global",), (), res[name]))
+        if products is None or "signal_quality" in products:
+            self._emit_quality(frames, t)
+
+    def _emit_quality(self, frames: dict[str, list[Frame]], t: float) -> None:
+        res, labels = self.resolutions, self.labels
         raw_window = self._raw_ring.window()
         quality = signal_quality(
             raw_window,

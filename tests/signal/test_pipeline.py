@@ -57,6 +57,37 @@ def test_push_returns_every_product() -> None:
     assert batch["band_power"] == []  # no 2 s window has ended yet
 
 
+@pytest.mark.parametrize(
+    ("taken", "computed"),
+    [
+        (set(), set()),
+        ({"filtered"}, set()),
+        ({"signal_quality"}, {"signal_quality"}),
+        ({"focus_index"}, {"band_power", "focus_index", "relaxation_index"}),
+        (None, {"band_power", "focus_index", "relaxation_index", "signal_quality"}),
+    ],
+)
+def test_push_computes_only_taken_windowed_products(
+    taken: set[str] | None, computed: set[str]
+) -> None:
+    """Windowed products nobody takes are not computed; those computed equal a full run."""
+    data = _data(1500, seed=3)
+    full, partial = _pipeline(), _pipeline()
+    windows = 0
+    for start in range(0, 1500, 50):
+        want = full.push(data[:, start : start + 50], start / 250.0)
+        got = partial.push(data[:, start : start + 50], start / 250.0, products=taken)
+        for name in PRODUCT_NAMES:
+            if name in ("raw", "filtered") or name in computed:
+                assert len(got[name]) == len(want[name])
+                for a, b in zip(got[name], want[name], strict=True):
+                    np.testing.assert_array_equal(a.data, b.data)
+            else:
+                assert got[name] == []
+        windows += len(want["band_power"])
+    assert windows == 9  # windows did end
+
+
 def test_push_drops_non_neural_channels() -> None:
     """Stim channels are checked but never reach a product."""
     pipeline = _pipeline()
