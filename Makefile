@@ -27,9 +27,10 @@ $(NODE_PEERS): tests/node/package.json tests/node/package-lock.json
 
 node-peers: $(NODE_PEERS)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./clients/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	for d in $(DOMAINS); do $(BIN)/pybabel compile --statistics -d $(LOCALES) -D $$d || exit 1; done
 	touch $(STAMP)

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "neurogate"
+CLIENT = Path(__file__).resolve().parents[1] / "clients" / "python" / "neurogate_client"
 FORBIDDEN = {
     "consent": ("neurogate.gateway", "neurogate.signal", "neurogate.devices", "fastapi",
                 "starlette", "uvicorn"),
@@ -41,6 +43,20 @@ def test_import_rules_hold_for_package(package: str) -> None:
         for name in _imports(path):
             if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN[package]):
                 offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []
+
+
+def test_import_rules_client_library_stands_alone() -> None:
+    """neurogate_client imports nothing from neurogate and no server dependency."""
+    allowed = {"websockets", "httpx", "numpy", "neurogate_client"}
+    offenders = []
+    files = sorted(CLIENT.rglob("*.py"))
+    assert files, "clients/python/neurogate_client has no modules"
+    for path in files:
+        for name in _imports(path):
+            root = name.split(".")[0]
+            if root not in allowed and root not in sys.stdlib_module_names:
+                offenders.append(f"{path.name} imports {name}")
     assert offenders == []
 
 

@@ -25,8 +25,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
-
-from neurogate.devices.protocol import HEADER, MAGIC, PROTOCOL_VERSION
+from neurogate_client.wire import HEADER, MAGIC, PROTOCOL_VERSION
 
 CONNECT_TIMEOUT = 30.0
 TAIL_S = 0.3  # how long after a window's end its last messages may still arrive

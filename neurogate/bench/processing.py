@@ -52,7 +52,8 @@ def _entry(cpu: float, seconds: float, n_chunks: int, setting: StreamSetting
 
 
 def _hub(setting: StreamSetting) -> tuple[Any, Any, list[Any]]:
-    from neurogate.devices.protocol import Hello
+    from neurogate_client.wire import Hello
+
     from neurogate.gateway.streams import Grant, LiveStream, StreamHub, Subscription
     from neurogate.signal import Resolution
 
@@ -77,7 +78,8 @@ def _hub(setting: StreamSetting) -> tuple[Any, Any, list[Any]]:
 
 def run_setting(setting: StreamSetting, seconds: float) -> dict[str, Any]:
     """Every variant on ``seconds`` of synthetic signal of ``setting``."""
-    from neurogate.devices.protocol import encode_frame
+    from neurogate_client.wire import encode_frame
+
     from neurogate.signal import StreamPipeline
 
     data = _recording(setting, seconds)

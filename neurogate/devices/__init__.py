@@ -5,8 +5,13 @@ frames for the gateway. Adapters never decide anything about consent.
   context managers) and the per-device facts as data; `to_volts` converts units.
 - `BrainFlowAdapter` (any BrainFlow board), `LslInletAdapter` (an LSL outlet),
   `FileAdapter` (any recording MNE reads, replayed).
-- `DeviceClient`: the vendor SDK that pushes samples to the gateway.
-- `AppSubscription` and `LslOutBridge`: an app's governed products, as local LSL outlets.
+- `stream_adapter`: feed an adapter's chunks to a `neurogate_client.DeviceClient`.
+- `LslOutBridge`: an app's governed products (a `neurogate_client.AppSubscription`), as
+  local LSL outlets.
+
+The device client, the app subscriber and the wire codec are the separate distribution
+``neurogate-client`` (``clients/python``, package `neurogate_client`), which the adapters
+and the gateway import; it imports nothing from here.
 """
 
 from __future__ import annotations
@@ -14,21 +19,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imported on first use, so that the gateway (which needs only `protocol`) does not load
-# BrainFlow, liblsl or MNE's readers.
+# Imported on first use, so that the gateway does not load BrainFlow, liblsl or MNE's
+# readers.
 _WHERE = {
     "Adapter": "adapters", "AdapterState": "adapters", "Chunk": "adapters",
     "DeviceInfo": "adapters", "normalize_unit": "adapters", "to_volts": "adapters",
-    "CredentialsRejected": "auth", "GatewayUnavailable": "auth", "TokenSource": "auth",
-    "websocket_url": "auth",
     "BOARD_KINDS": "boards", "BrainFlowAdapter": "boards", "board_id": "boards",
     "input_params": "boards",
-    "ClientStats": "client", "DeviceClient": "client", "StreamRefused": "client",
     "NEURAL_TYPES": "files", "FileAdapter": "files", "identifying_fields": "files",
     "BridgeResult": "lsl", "LslInletAdapter": "lsl", "LslOutBridge": "lsl",
     "destroy_outlet": "lsl", "lsl_predicate": "lsl",
     "stream_adapter": "streaming",
-    "AppSubscription": "subscriber", "SubscriptionRefused": "subscriber",
 }
 
 
@@ -48,23 +49,15 @@ def __dir__() -> list[str]:
 __all__ = [
     "Adapter",
     "AdapterState",
-    "AppSubscription",
     "BOARD_KINDS",
     "BrainFlowAdapter",
     "BridgeResult",
     "Chunk",
-    "ClientStats",
-    "CredentialsRejected",
-    "DeviceClient",
     "DeviceInfo",
     "FileAdapter",
-    "GatewayUnavailable",
     "LslInletAdapter",
     "LslOutBridge",
     "NEURAL_TYPES",
-    "StreamRefused",
-    "SubscriptionRefused",
-    "TokenSource",
     "board_id",
     "destroy_outlet",
     "identifying_fields",
@@ -73,5 +66,4 @@ __all__ = [
     "normalize_unit",
     "stream_adapter",
     "to_volts",
-    "websocket_url",
 ]

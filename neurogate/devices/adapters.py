@@ -24,12 +24,12 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self
 
 import numpy as np
+from neurogate_client.wire import CHANNEL_TYPES, MAX_CHANNELS, PROTOCOL_VERSION, UNITS
 from numpy.typing import NDArray
 
 from neurogate.errors import DeviceError
 
 from ._checks import check_range, fmt_allowed
-from .protocol import CHANNEL_TYPES, MAX_CHANNELS, PROTOCOL_VERSION, UNITS
 
 __all__ = [
     "Adapter",

@@ -17,13 +17,13 @@ from typing import Any
 
 import mne
 import numpy as np
+from neurogate_client.wire import CHANNEL_TYPES
 from numpy.typing import NDArray
 
 from neurogate.errors import DeviceError
 
 from ._checks import check_range, fmt_allowed
 from .adapters import Adapter, DeviceInfo
-from .protocol import CHANNEL_TYPES
 
 __all__ = ["NEURAL_TYPES", "FileAdapter", "identifying_fields"]
 

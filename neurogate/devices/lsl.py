@@ -24,14 +24,14 @@ from typing import Any, Self
 
 import numpy as np
 import pylsl
+from neurogate_client import AppSubscription
+from neurogate_client.wire import CHANNEL_TYPES
 from numpy.typing import NDArray
 
 from neurogate.errors import DeviceError
 
 from ._checks import check_option, check_range, fmt_allowed
 from .adapters import Adapter, DeviceInfo, normalize_unit
-from .protocol import CHANNEL_TYPES
-from .subscriber import AppSubscription
 
 __all__ = ["BridgeResult", "LslInletAdapter", "LslOutBridge", "destroy_outlet",
            "lsl_predicate"]

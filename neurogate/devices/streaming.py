@@ -6,9 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from neurogate_client import DeviceClient
+
 from ._checks import check_range
 from .adapters import Adapter, Chunk
-from .client import DeviceClient
 
 __all__ = ["stream_adapter"]
 

@@ -25,9 +25,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from neurogate_client.wire import MAX_FRAME_BYTES
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from neurogate.devices.protocol import MAX_FRAME_BYTES
 from neurogate.settings import Settings
 
 # The largest binary frame the ingest protocol allows, plus room for the JSON messages

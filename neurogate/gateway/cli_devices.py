@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from neurogate_client import ClientError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -62,7 +63,7 @@ def _registration_needed(info: Any, what: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _fail(exc: DeviceError) -> typer.Exit:
+def _fail(exc: DeviceError | ClientError) -> typer.Exit:
     err.print(f"Error: {exc.message}", markup=False, highlight=False)
     return typer.Exit(1)
 
@@ -94,7 +95,9 @@ def _progress(what: str, total: float | None) -> tuple[Progress, Any]:
 def _run(adapter: Any, *, what: str, gateway: str, client_id: str, client_secret: str,
          duration: float, buffer_s: float, as_json: bool, replay: bool = False) -> None:
     """Prepare the adapter, stream it through a DeviceClient, print the counters."""
-    from neurogate.devices import DeviceClient, stream_adapter
+    from neurogate_client import DeviceClient
+
+    from neurogate.devices import stream_adapter
 
     stop = threading.Event()
     try:
@@ -124,7 +127,7 @@ def _run(adapter: Any, *, what: str, gateway: str, client_id: str, client_secret
             stats = client.stats()
             if client.failure is not None:
                 raise client.failure
-    except DeviceError as exc:
+    except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _summary(stats, as_json)
 
@@ -164,7 +167,7 @@ def stream_board(
     try:
         adapter = BrainFlowAdapter(board, params=params,
                                    kinds=[k.strip() for k in kinds.split(",") if k.strip()])
-    except DeviceError as exc:
+    except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _run(adapter, what=f"BrainFlow board {adapter.board_name}", gateway=gateway,
          client_id=client_id, client_secret=client_secret, duration=duration,
@@ -196,7 +199,7 @@ def replay_file(
     try:
         adapter = FileAdapter(path, types=[t.strip() for t in types.split(",") if t.strip()],
                               start_s=start, duration_s=length or None, speed=speed)
-    except DeviceError as exc:
+    except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _run(adapter, what=path.name, gateway=gateway, client_id=client_id,
          client_secret=client_secret, duration=0.0, buffer_s=buffer_seconds, as_json=as_json,
@@ -228,7 +231,7 @@ def lsl_in(
         adapter = LslInletAdapter(name=name or None, type=type or None,
                                   source_id=source_id or None, resolve_timeout=resolve_timeout,
                                   unit=unit or None, channel_type=channel_type or None)
-    except DeviceError as exc:
+    except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _run(adapter, what="This LSL outlet", gateway=gateway, client_id=client_id,
          client_secret=client_secret, duration=duration, buffer_s=buffer_seconds,
@@ -246,7 +249,9 @@ def lsl_out(
     client_secret: SecretOpt = "",
 ) -> None:
     """Republish your app's governed products as local LSL outlets (one per product)."""
-    from neurogate.devices import AppSubscription, LslOutBridge
+    from neurogate_client import AppSubscription
+
+    from neurogate.devices import LslOutBridge
 
     def announce(message: dict[str, Any]) -> None:
         if message.get("type") == "data" and message["product"] not in seen:
@@ -260,7 +265,7 @@ def lsl_out(
                                        client_secret=client_secret, subject=subject,
                                        purpose=purpose)
         granted = subscription.open()
-    except DeviceError as exc:
+    except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     err.print(f"Subscribed to {purpose!r}: products {sorted(granted['products'])}.")
     with LslOutBridge(subscription, name_prefix=name_prefix, on_message=announce) as bridge:

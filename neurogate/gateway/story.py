@@ -17,12 +17,12 @@ from typing import Any
 import httpx
 import numpy as np
 import uvicorn
+from neurogate_client.wire import encode_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from neurogate.consent.accounts import create_client
 from neurogate.consent.models import Device
-from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.app import create_app
 from neurogate.gateway.demo import DEMO_PASSWORD, DEMO_RATE, DemoWorld
 from neurogate.gateway.state import Gateway

@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-
-from neurogate.devices.protocol import (
+from neurogate_client.wire import (
     KIND_DEVICE,
     KIND_FILTERED,
     KIND_RAW,
@@ -42,6 +41,7 @@ from neurogate.devices.protocol import (
     decode_samples,
     encode_frame,
 )
+
 from neurogate.errors import SignalError
 from neurogate.signal import Frame, Resolution, ResolutionReducer, StreamPipeline
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from neurogate_client.wire import parse_hello
 from numpy.typing import NDArray
 
 from neurogate.devices import Adapter, DeviceInfo, normalize_unit, to_volts
-from neurogate.devices.protocol import parse_hello
 from neurogate.errors import DeviceError
 
 

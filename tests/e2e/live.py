@@ -10,10 +10,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+from neurogate_client.wire import encode_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
-
-from neurogate.devices.protocol import encode_frame
 
 RATE = 250.0
 CHANNELS = ["C3", "C4"]

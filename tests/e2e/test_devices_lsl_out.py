@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pylsl
 import pytest
+from neurogate_client import AppSubscription, DeviceClient
 
-from neurogate.devices import AppSubscription, DeviceClient, DeviceInfo, LslOutBridge
+from neurogate.devices import DeviceInfo, LslOutBridge
 from neurogate.devices.lsl import BridgeResult
 from tests.devices.live_gateway import LiveClinic, RealtimePusher, live_clinic, wait_until
 from tests.gateway.conftest import notice

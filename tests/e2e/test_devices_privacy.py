@@ -16,8 +16,9 @@ from typing import Any
 import mne
 import numpy as np
 import pytest
+from neurogate_client import DeviceClient
 
-from neurogate.devices import DeviceClient, FileAdapter, stream_adapter
+from neurogate.devices import FileAdapter, stream_adapter
 from tests.devices.live_gateway import LiveClinic, live_clinic, shared_recording, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.data]

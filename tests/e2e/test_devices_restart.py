@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from neurogate_client import DeviceClient
 
-from neurogate.devices import DeviceClient, DeviceInfo
+from neurogate.devices import DeviceInfo
 from tests.devices.live_gateway import (
     GateProxy,
     RealtimePusher,

@@ -14,15 +14,14 @@ import mne
 import numpy as np
 import pylsl
 import pytest
+from neurogate_client import DeviceClient, StreamRefused
 
 from neurogate.devices import (
     BrainFlowAdapter,
     Chunk,
-    DeviceClient,
     DeviceInfo,
     FileAdapter,
     LslInletAdapter,
-    StreamRefused,
     destroy_outlet,
     stream_adapter,
 )

@@ -29,10 +29,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from neurogate_client.wire import encode_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
 from tests.e2e.conftest import ServerProcess, free_port

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from neurogate_client.wire import HEADER, MAX_FRAME_BYTES, encode_frame
 from sqlmodel import col, select
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from neurogate.consent.models import LedgerLeaf
-from neurogate.devices.protocol import HEADER, MAX_FRAME_BYTES, encode_frame
 from neurogate.gateway.state import Gateway
 from tests.e2e.conftest import ServerProcess, clinic_server
 from tests.e2e.live import (

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from neurogate_client.wire import encode_frame
 
-from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.security import CONTENT_SECURITY_POLICY
 from neurogate.settings import Settings
 from tests.e2e.conftest import ServerProcess, clinic_server, gateway_env

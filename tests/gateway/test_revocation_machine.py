@@ -47,6 +47,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from neurogate_client.wire import CloseCode, Hello, decode_header, encode_frame
 from sqlalchemy import event
 from sqlmodel import Session, select
 
@@ -59,7 +60,6 @@ from neurogate.consent.consents import (
 )
 from neurogate.consent.models import Consent
 from neurogate.consent.schemas import ConsentCreate
-from neurogate.devices.protocol import CloseCode, Hello, decode_header, encode_frame
 from neurogate.gateway import egress
 from neurogate.gateway.app import create_app
 from neurogate.gateway.deps import principal_for_token

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from neurogate_client.wire import encode_frame
 from playwright.sync_api import Page, expect
 from sqlmodel import col, select
 
@@ -21,7 +22,6 @@ from neurogate.consent.models import (
     utcnow,
 )
 from neurogate.consent.purposes import load_catalog
-from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.demo import BAND_CHANNELS, DEMO_RATE
 from tests.e2e.live import app_token, hello, open_device, subscribe, synthetic_uv
 from tests.portal.conftest import PortalServer, screenshot, sign_in

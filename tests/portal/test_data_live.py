@@ -7,10 +7,10 @@ import re
 import time
 
 import httpx
+from neurogate_client.wire import encode_frame
 from sqlmodel import select
 
 from neurogate.consent.models import AppPseudonym, Delivery
-from neurogate.devices.protocol import encode_frame
 from neurogate.gateway.demo import BAND_CHANNELS, DEMO_PASSWORD, DEMO_RATE
 from tests.e2e.live import app_token, hello, open_device, subscribe, synthetic_uv
 from tests.portal.conftest import PortalServer

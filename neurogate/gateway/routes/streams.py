@@ -13,18 +13,18 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
-
-from neurogate.consent import abuse
-from neurogate.consent.access import Principal
-from neurogate.consent.models import Device, Subject
-from neurogate.consent.purposes import load_catalog
-from neurogate.devices.protocol import (
+from neurogate_client.wire import (
     MAX_HELLO_BYTES,
     PROTOCOL_VERSION,
     CloseCode,
     ProtocolError,
     parse_hello,
 )
+
+from neurogate.consent import abuse
+from neurogate.consent.access import Principal
+from neurogate.consent.models import Device, Subject
+from neurogate.consent.purposes import load_catalog
 from neurogate.errors import AuthenticationError, NeurogateError, StorageError
 from neurogate.gateway import stream_records
 from neurogate.gateway.deps import bearer_token, principal_for_token

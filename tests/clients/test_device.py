@@ -14,22 +14,21 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.server import ServerConnection, serve
-
-from neurogate.devices import (
+from neurogate_client import (
+    ClientError,
     CredentialsRejected,
     DeviceClient,
-    DeviceInfo,
     GatewayUnavailable,
+    StreamInfo,
     StreamRefused,
     TokenSource,
 )
-from neurogate.devices.protocol import decode_header, decode_samples
-from neurogate.errors import DeviceError
+from neurogate_client.wire import decode_header, decode_samples
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import ServerConnection, serve
 
 RATE = 250.0
-INFO = DeviceInfo(("C3", "C4"), ("eeg", "eeg"), ("V", "V"), RATE)
+INFO = StreamInfo(("C3", "C4"), ("eeg", "eeg"), RATE)
 
 
 class FakeIngest:
@@ -190,7 +189,7 @@ def test_client_moves_a_timestamp_that_overlaps_the_previous_frame(ingest: FakeI
 def test_client_push_refuses_malformed_samples(samples: Any, match: str) -> None:
     """Samples are checked before anything is queued."""
     client = _client("http://127.0.0.1:9")
-    with pytest.raises(DeviceError, match=match):
+    with pytest.raises(ClientError, match=match):
         client.push(samples, 1_800_000_000.0)
     assert client.stats().pushed_samples == 0
 
@@ -313,6 +312,6 @@ def test_token_source_tells_rejected_from_unreachable() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(GatewayUnavailable, match=r"cannot be reached for a token"):
         TokenSource(f"http://127.0.0.1:{port}", "a", "b", timeout=1).token()
-    with pytest.raises(DeviceError, match=r"'gateway_url' parameter\. It must start with "
+    with pytest.raises(ClientError, match=r"'gateway_url' parameter\. It must start with "
                                           r"'http://' or 'https://'"):
         TokenSource("ftp://gw", "a", "b")

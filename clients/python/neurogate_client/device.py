@@ -1,12 +1,13 @@
-"""The vendor SDK: push a device's samples to a NeuroGate gateway.
+"""The device client: push a device's samples to a NeuroGate gateway.
 
 `DeviceClient` is what a vendor embeds. The device's code calls `DeviceClient.push` with
 samples in volts, from any thread; a background thread does the rest:
 
 - **tokens**: OAuth2 client credentials at ``/oauth/token``, fetched again shortly before
   they expire (`TokenSource`);
-- **reconnects** with exponential backoff when the gateway goes away, and says hello
-  again (a hello the gateway refuses, e.g. a layout that differs from the registration,
+- **reconnects** across a list of gateway addresses (the next one after each failure,
+  with exponential backoff once every address has failed), and says hello again (a
+  hello the gateway refuses, e.g. a layout that differs from the registration,
   is fatal: retrying would not help);
 - **a bounded buffer** with explicit loss accounting: frames wait in the buffer until the
   gateway confirms them; when it is full the oldest frames are dropped and counted;
@@ -35,7 +36,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -45,28 +46,20 @@ from numpy.typing import NDArray
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
-from neurogate.errors import DeviceError
-
+from . import listeners
 from ._checks import check_range
-from .adapters import DeviceInfo
-from .auth import REGISTER_HINT, CredentialsRejected, GatewayUnavailable, TokenSource, websocket_url
-from .protocol import HEADER_SIZE, MAX_FRAME_BYTES, CloseCode, encode_frame
+from .auth import REGISTER_HINT, TokenSource, websocket_url
+from .errors import ClientError, CredentialsRejected, GatewayUnavailable, StreamRefused
+from .layout import StreamLayout, hello_message, registration_body
+from .wire import HEADER_SIZE, MAX_FRAME_BYTES, CloseCode, encode_frame
 
-__all__ = ["ClientStats", "DeviceClient", "StreamRefused"]
+__all__ = ["ClientStats", "DeviceClient"]
 
 #: Close codes after which reconnecting cannot help.
 _FATAL_CODES = {CloseCode.BAD_HELLO, CloseCode.FORBIDDEN, CloseCode.NOT_FOUND,
                 CloseCode.BAD_FRAME, CloseCode.TOO_BIG}
 _IDLE_S = 0.02
-log = logging.getLogger("neurogate.devices")
-
-
-class StreamRefused(DeviceError):
-    """The gateway refused the stream for good (bad hello, unpaired device, ...)."""
-
-    def __init__(self, message: str, *, close_code: int) -> None:
-        super().__init__(message, field="stream")
-        self.close_code = close_code
+log = logging.getLogger("neurogate_client")
 
 
 class _Retry(Exception):
@@ -107,6 +100,8 @@ class ClientStats:
         Whether a connection is open now.
     last_error : str | None
         Why the last connection ended or failed, if it did.
+    gateway_url : str
+        The gateway address in use now (or tried last).
     """
 
     pushed_frames: int
@@ -124,6 +119,7 @@ class ClientStats:
     token_fetches: int
     connected: bool
     last_error: str | None
+    gateway_url: str = ""
 
 
 @dataclass
@@ -157,12 +153,15 @@ class DeviceClient:
 
     Parameters
     ----------
-    gateway_url : str
-        The gateway's base address, e.g. ``http://127.0.0.1:8000``.
+    gateway_url : str | sequence of str
+        The gateway's base address, e.g. ``http://127.0.0.1:8000``, or several addresses
+        of one gateway cluster: the client connects to the first, and moves to the next
+        whenever a connection fails or breaks.
     client_id, client_secret : str
         The device's credentials from ``POST /v1/devices``.
-    info : DeviceInfo
-        The stream's layout; it must match the registration exactly (names, types, rate).
+    info : StreamLayout
+        The stream's layout (a `StreamInfo`, or any object with ``channel_names``,
+        ``channel_types`` and ``sfreq``); it must match the registration exactly.
     buffer_s : float
         Buffer capacity in seconds of samples (pending plus unconfirmed).
     max_speed : float
@@ -181,7 +180,7 @@ class DeviceClient:
         Called (from the client's thread) with each notice the gateway sends, such as
         ``{"type": "error", "code": "sequence_gap", "missing": 3, ...}``.
     tokens : TokenSource | None
-        Where access tokens come from (default: client credentials at ``gateway_url``).
+        Where access tokens come from (default: client credentials at each address).
 
     Notes
     -----
@@ -189,23 +188,33 @@ class DeviceClient:
     `close`, which sends what is buffered (up to its timeout) and says bye.
     """
 
-    def __init__(self, gateway_url: str, *, client_id: str, client_secret: str,
-                 info: DeviceInfo, buffer_s: float = 2.0, max_speed: float = 1.4,
+    def __init__(self, gateway_url: str | Sequence[str], *, client_id: str,
+                 client_secret: str, info: StreamLayout, buffer_s: float = 2.0,
+                 max_speed: float = 1.4,
                  burst_s: float = 1.5, max_frame_s: float = 0.25,
                  confirm_interval_s: float = 0.1, backoff_initial_s: float = 0.25,
                  backoff_max_s: float = 5.0, connect_timeout_s: float = 10.0,
                  on_notice: Callable[[dict[str, Any]], None] | None = None,
                  tokens: TokenSource | None = None) -> None:
-        self.url = websocket_url(gateway_url, "/v1/stream/ingest")
-        self.tokens = tokens or TokenSource(gateway_url, client_id, client_secret)
+        bases = [gateway_url] if isinstance(gateway_url, str) else list(gateway_url)
+        if not bases:
+            msg = ("The 'gateway_url' parameter is an empty list; give at least one address "
+                   "such as 'http://127.0.0.1:8000'.")
+            raise ClientError(msg, field="gateway_url")
+        self.urls = [websocket_url(base, "/v1/stream/ingest") for base in bases]
+        self.gateway_urls = [base.rstrip("/") for base in bases]
+        self._token_sources = [tokens or TokenSource(base, client_id, client_secret)
+                               for base in bases]
+        self._at = 0  # index of the address in use
         self.info = info
-        rate = info.sfreq
+        self.n_channels = len(info.channel_names)
+        rate = float(info.sfreq)
         self.capacity = max(1, round(check_range("buffer_s", buffer_s, low=0.0,
                                                  low_inclusive=False, unit=" s") * rate))
         self.max_speed = check_range("max_speed", max_speed, low=1.0, high=1.5, unit="x")
         self.burst = max(1.0, check_range("burst_s", burst_s, low=0.0, high=2.0,
                                           low_inclusive=False, unit=" s") * rate)
-        by_bytes = (MAX_FRAME_BYTES - HEADER_SIZE) // (4 * info.n_channels)
+        by_bytes = (MAX_FRAME_BYTES - HEADER_SIZE) // (4 * self.n_channels)
         self.max_frame = max(1, min(65535, by_bytes, math.floor(
             check_range("max_frame_s", max_frame_s, low=0.0, low_inclusive=False, unit=" s")
             * rate)))
@@ -219,7 +228,7 @@ class DeviceClient:
                                            unit=" s")
         self.on_notice = on_notice
         self.notices: collections.deque[dict[str, Any]] = collections.deque(maxlen=1000)
-        self._hello = json.dumps(info.hello())
+        self._hello = json.dumps(hello_message(info))
         self._cond = threading.Condition()
         self._pending: collections.deque[_Frame] = collections.deque()
         self._unconfirmed: collections.deque[_Frame] = collections.deque()
@@ -229,7 +238,7 @@ class DeviceClient:
         self._counts = collections.Counter[str]()
         self._connected = False
         self._last_error: str | None = None
-        self._failure: DeviceError | None = None
+        self._failure: ClientError | None = None
         self._last_notice: dict[str, Any] | None = None
         self._closing = False  # no more pushes; drain then say bye
         self._abandon = threading.Event()  # stop now, whatever is buffered
@@ -240,6 +249,16 @@ class DeviceClient:
         state = "connected" if s.connected else "disconnected"
         return (f"<DeviceClient {self.url} | {state}, pushed {s.pushed_samples}, delivered "
                 f"{s.delivered_samples}, lost {s.lost_samples} samples>")
+
+    @property
+    def url(self) -> str:
+        """The ingest address in use now (or tried last)."""
+        return self.urls[self._at]
+
+    @property
+    def tokens(self) -> TokenSource:
+        """The token source of the address in use now."""
+        return self._token_sources[self._at]
 
     # -- public API --------------------------------------------------------------------
     def start(self) -> Self:
@@ -281,7 +300,7 @@ class DeviceClient:
 
         Raises
         ------
-        DeviceError
+        ClientError
             If the samples are malformed, the client is closed, or the gateway refused the
             stream for good (`StreamRefused`).
         """
@@ -290,7 +309,7 @@ class DeviceClient:
         n_times = data.shape[1]
         if n_times == 0:
             return -1
-        rate = self.info.sfreq
+        rate = float(self.info.sfreq)
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._raise_if_unusable()
@@ -393,11 +412,13 @@ class DeviceClient:
                 buffered_frames=len(frames), buffered_samples=sum(f.n for f in frames),
                 sent_frames=c["sent_frames"], resent_frames=c["resent_frames"],
                 retimed_frames=c["retimed_frames"], connections=c["connections"],
-                token_fetches=self.tokens.fetches, connected=self._connected,
-                last_error=self._last_error)
+                token_fetches=sum(t.fetches for t in {id(s): s for s in
+                                                       self._token_sources}.values()),
+                connected=self._connected, last_error=self._last_error,
+                gateway_url=self.gateway_urls[self._at])
 
     @property
-    def failure(self) -> DeviceError | None:
+    def failure(self) -> ClientError | None:
         """Why the gateway refused the stream for good, if it did."""
         return self._failure
 
@@ -407,24 +428,23 @@ class DeviceClient:
             what = samples.dtype if isinstance(samples, np.ndarray) else type(samples).__name__
             msg = ("The 'samples' parameter must be a real numeric numpy array of shape "
                    f"(n_channels, n_times), but got {what}.")
-            raise DeviceError(msg, field="samples")
-        n = self.info.n_channels
+            raise ClientError(msg, field="samples")
+        n = self.n_channels
         if samples.ndim != 2 or samples.shape[0] != n:
             msg = (f"The 'samples' parameter must have shape ({n}, n_times) for the "
                    f"{n} declared channels, but got shape {samples.shape}; samples are "
                    "(n_channels, n_times), not transposed.")
-            raise DeviceError(msg, field="samples")
+            raise ClientError(msg, field="samples")
         data = samples.astype(np.float64, copy=False)
         if not np.isfinite(data).all():
             msg = ("The 'samples' parameter holds NaN or infinite values; send only finite "
                    "samples (drop or interpolate the bad ones first).")
-            raise DeviceError(msg, field="samples")
+            raise ClientError(msg, field="samples")
         peak = float(np.abs(data).max()) if data.size else 0.0
         if peak > 1.0:
             msg = (f"The 'samples' parameter holds |value| {peak:.4g}, above 1 V: samples "
-                   "must be in volts. Multiply microvolts by 1e-6 (or use "
-                   "neurogate.devices.to_volts).")
-            raise DeviceError(msg, field="samples")
+                   "must be in volts. Multiply microvolts by 1e-6.")
+            raise ClientError(msg, field="samples")
         return data
 
     def _raise_if_unusable(self) -> None:
@@ -432,7 +452,7 @@ class DeviceClient:
             raise self._failure
         if self._closing:
             msg = "This DeviceClient is closed; create a new one to stream again."
-            raise DeviceError(msg, field="client")
+            raise ClientError(msg, field="client")
 
     def _buffered(self) -> int:
         return sum(f.n for f in self._pending) + sum(f.n for f in self._unconfirmed)
@@ -457,11 +477,12 @@ class DeviceClient:
             msg = (f"The DeviceClient's thread stopped on an unexpected error "
                    f"({type(exc).__name__}: {exc}); nothing more will be sent.")
             log.exception(msg)
-            self._fail(DeviceError(msg, field="client"))
+            self._fail(ClientError(msg, field="client"))
 
     def _loop(self) -> None:
         backoff = self.backoff_initial
         refused_tokens = 0
+        tried = 0  # failed attempts since the last welcome
         while not self._abandon.is_set():
             with self._cond:
                 if self._closing and not self._buffered():
@@ -479,9 +500,10 @@ class DeviceClient:
                 self._note_error(str(exc))
             except (GatewayUnavailable, OSError, InvalidHandshake, TimeoutError,
                     ConnectionClosed, EOFError) as exc:
-                self._note_error(f"connecting failed: {type(exc).__name__}: {exc}")
+                self._note_error(f"connecting to {self.gateway_urls[self._at]} failed: "
+                                 f"{type(exc).__name__}: {exc}")
             else:
-                backoff, refused_tokens = self.backoff_initial, 0
+                backoff, refused_tokens, tried = self.backoff_initial, 0, 0
                 try:
                     self._pump(ws)
                     return
@@ -492,6 +514,11 @@ class DeviceClient:
                     self._note_error(str(exc))  # then wait backoff_initial_s, reconnect
                 finally:
                     self._disconnected(ws)
+            with self._cond:  # the next address; back off once all have failed in turn
+                self._at = (self._at + 1) % len(self.urls)
+                tried += 1
+            if tried % len(self.urls):
+                continue
             if self._abandon.wait(backoff):
                 return
             backoff = min(backoff * 2, self.backoff_max)
@@ -513,6 +540,10 @@ class DeviceClient:
             ws.close()
             msg = f"no welcome: {type(exc).__name__}: {exc}"
             raise _Retry(msg) from exc
+        if isinstance(answer, dict):
+            listeners.notify("ingest", answer)
+        else:
+            answer = {}
         if answer.get("type") == "welcome":
             with self._cond:
                 self._connected = True
@@ -535,7 +566,7 @@ class DeviceClient:
         if code in _FATAL_CODES:
             hint = ""
             if code == CloseCode.BAD_HELLO:
-                body = json.dumps(self.info.registration())
+                body = json.dumps(registration_body(self.info))
                 hint = f" This stream declares {body}. {REGISTER_HINT}"
             msg = f"The gateway refused the stream (close code {code}): {text}{hint}"
             return StreamRefused(msg, close_code=code)
@@ -599,6 +630,7 @@ class DeviceClient:
                 continue
             self._last_notice = message
             self.notices.append(message)
+            listeners.notify("ingest", message)
             if self.on_notice is not None:
                 self.on_notice(message)
 
@@ -632,7 +664,7 @@ class DeviceClient:
         with self._cond:
             self._last_error = text
 
-    def _fail(self, exc: DeviceError) -> None:
+    def _fail(self, exc: ClientError) -> None:
         with self._cond:
             self._failure = exc
             self._last_error = exc.message

@@ -14,25 +14,16 @@ from typing import Any
 
 import httpx
 
-from neurogate.errors import DeviceError
-
 from ._checks import check_range
+from .errors import ClientError, CredentialsRejected, GatewayUnavailable
 
-__all__ = ["CredentialsRejected", "GatewayUnavailable", "TokenSource", "websocket_url"]
+__all__ = ["REGISTER_HINT", "TokenSource", "websocket_url"]
 
 REGISTER_HINT = (
     "A vendor registers a device with POST /v1/devices (its channel names, channel types "
     "and sampling rate), which returns its client_id and client_secret once; a clinician "
     "or the subject then pairs it with POST /v1/devices/{id}/pairing."
 )
-
-
-class GatewayUnavailable(DeviceError):
-    """The gateway could not be reached or answered with a server error; retry later."""
-
-
-class CredentialsRejected(DeviceError):
-    """The gateway refused the client credentials; retrying will not help."""
 
 
 def websocket_url(gateway_url: str, path: str) -> str:
@@ -56,7 +47,7 @@ def websocket_url(gateway_url: str, path: str) -> str:
             return ws_scheme + base[len(scheme):] + path
     msg = (f"Invalid value for the 'gateway_url' parameter. It must start with 'http://' or "
            f"'https://', but got {gateway_url!r} instead.")
-    raise DeviceError(msg, field="gateway_url")
+    raise ClientError(msg, field="gateway_url")
 
 
 class TokenSource:

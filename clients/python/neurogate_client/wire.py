@@ -1,7 +1,8 @@
 """NeuroGate streaming protocol, version 1: messages and binary sample frames.
 
-The normative description is ``docs/protocol.md``; this module is its reference
-implementation, shared by the gateway and the vendor SDK.
+The normative description is ``docs/protocol.md`` (and, machine-readable, the gateway's
+AsyncAPI document at ``/asyncapi.json``); this module is its reference implementation, the
+one codec both the gateway and this client library import.
 
 A binary sample frame is a 24-byte little-endian header followed by float32 samples::
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from neurogate.errors import DeviceError
+from .errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 MAGIC = b"NG"
@@ -61,12 +62,75 @@ class CloseCode:
     STORE_UNAVAILABLE = 4503
 
 
-class ProtocolError(DeviceError):
-    """A message or frame that breaks the protocol; ``close_code`` says how to close."""
+@dataclass(frozen=True)
+class CloseMeaning:
+    """What a close code means and whether reconnecting can help."""
 
-    def __init__(self, message: str, *, close_code: int, field: str | None = None) -> None:
-        super().__init__(message, field=field)
-        self.close_code = close_code
+    name: str
+    sent_when: str
+    retry: bool
+
+
+#: Every close code a client can meet: its meaning, and whether a new connection may help
+#: (the client library reconnects only after these; see docs/protocol.md section 11).
+CLOSE_CODES: dict[int, CloseMeaning] = {
+    CloseCode.NORMAL: CloseMeaning("NORMAL", "after the device's bye, or the app closed",
+                                   False),
+    CloseCode.GOING_AWAY: CloseMeaning("GOING_AWAY", "a proxy or a client went away", True),
+    1006: CloseMeaning("ABNORMAL", "the connection ended without a close frame", True),
+    CloseCode.TOO_BIG: CloseMeaning("TOO_BIG", "a frame above MAX_FRAME_BYTES", False),
+    1011: CloseMeaning("INTERNAL_ERROR", "the gateway failed unexpectedly", True),
+    1012: CloseMeaning("SERVICE_RESTART", "the gateway shuts down or restarts", True),
+    CloseCode.BAD_HELLO: CloseMeaning(
+        "BAD_HELLO", "device: bad hello or one not matching the registration; app: bad "
+        "format or purpose", False),
+    CloseCode.UNAUTHENTICATED: CloseMeaning(
+        "UNAUTHENTICATED", "no token, or an invalid or expired one (fetch a new token once)",
+        True),
+    CloseCode.FORBIDDEN: CloseMeaning(
+        "FORBIDDEN", "wrong token kind or scope, foreign origin, device not paired, app "
+        "refused by consent", False),
+    CloseCode.NOT_FOUND: CloseMeaning("NOT_FOUND", "app: unknown subject pseudonym", False),
+    CloseCode.HELLO_TIMEOUT: CloseMeaning("HELLO_TIMEOUT", "no hello within 10 s", True),
+    CloseCode.DUPLICATE_STREAM: CloseMeaning(
+        "DUPLICATE_STREAM", "the device already has a live stream", True),
+    CloseCode.REVOKED: CloseMeaning(
+        "REVOKED", "app: consent revoked or expired, subject or app deleted", False),
+    CloseCode.BAD_FRAME: CloseMeaning("BAD_FRAME", "a malformed binary frame", False),
+    CloseCode.RATE_EXCEEDED: CloseMeaning(
+        "RATE_EXCEEDED", "device: sends faster than allowed; app: too many subscribe "
+        "attempts (wait retry_after)", True),
+    CloseCode.STORE_UNAVAILABLE: CloseMeaning(
+        "STORE_UNAVAILABLE", "the consent store cannot be read", True),
+}
+
+
+class MessageType:
+    """The ``type`` of every JSON message of the protocol."""
+
+    HELLO = "hello"
+    WELCOME = "welcome"
+    BYE = "bye"
+    ERROR = "error"
+    SUBSCRIBED = "subscribed"
+    REFUSED = "refused"
+    DATA = "data"
+    GAP = "gap"
+    REVOKED = "revoked"
+
+
+#: ``code`` of an ``error`` notice after which the device's stream goes on.
+NOTICE_CODES = ("bad_samples", "non_finite", "sequence_backwards", "sequence_gap",
+                "time_backwards", "unknown_message")
+#: ``code`` of an ``error`` message that the gateway sends just before it closes.
+CLOSING_CODES = ("bad_frame", "bad_hello", "bad_request", "duplicate_stream", "forbidden",
+                 "forbidden_origin", "hello_timeout", "rate_limited", "store_unavailable",
+                 "unauthenticated", "unpaired")
+#: Data products an app may receive (``data.product``), and the binary frame kinds of those
+#: that may travel as binary frames.
+PRODUCTS = ("band_power", "filtered", "focus_index", "raw", "relaxation_index",
+            "signal_quality")
+BINARY_PRODUCTS = {KIND_RAW: "raw", KIND_FILTERED: "filtered"}
 
 
 @dataclass(frozen=True)
@@ -216,7 +280,10 @@ def parse_hello(message: Any) -> Hello:
 
 
 __all__ = [
+    "BINARY_PRODUCTS",
     "CHANNEL_TYPES",
+    "CLOSE_CODES",
+    "CLOSING_CODES",
     "HEADER_SIZE",
     "KIND_DEVICE",
     "KIND_FILTERED",
@@ -225,12 +292,19 @@ __all__ = [
     "MAX_DEVICE_ID",
     "MAX_FRAME_BYTES",
     "MAX_HELLO_BYTES",
+    "NOTICE_CODES",
+    "PRODUCTS",
     "PROTOCOL_VERSION",
     "QUOTE_CHARS",
     "UNITS",
     "CloseCode",
+    "CloseMeaning",
     "FrameHeader",
+    "HEADER",
     "Hello",
+    "MAGIC",
+    "MAX_CHANNELS",
+    "MessageType",
     "ProtocolError",
     "decode_header",
     "decode_samples",

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from neurogate.devices.protocol import (
+from neurogate_client.wire import (
     CHANNEL_TYPES,
     HEADER,
     HEADER_SIZE,
