@@ -112,6 +112,12 @@ ACTIONS = frozenset(
         "stream.deny",
         "abuse.aggregate",
         "ledger.migrate",
+        "recording.start",
+        "recording.stop",
+        "recording.read",
+        "recording.delete",
+        "recording.export",
+        "keys.rotate",
     }
 )
 # Fields a leaf may carry: pseudonymous ids, codes, counts, times and hashes only.
@@ -122,6 +128,7 @@ _ALLOWED_FIELDS = frozenset(
         "frames", "samples", "dropped", "stream", "reason_code",
         "kind", "key", "count", "window",
         "from_origin", "from_size", "from_root", "erased",
+        "recording", "segments", "key_version",
     }
 )
 _LOCK_ID = 6962

@@ -377,6 +377,59 @@ class LiveStreamRecord(SQLModel, table=True):
     seen_at: datetime = _ts()  # refreshed while the process lives
 
 
+class DataKey(SQLModel, table=True):
+    """A subject's recording data key (AES-256), wrapped by the key-encryption key of
+    ``kek_version``. Deleting the row crypto-shreds every recording of the subject."""
+
+    __tablename__ = "data_keys"
+
+    subject_id: str = Field(foreign_key="subjects.id", primary_key=True)
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    kek_version: int = Field(index=True)
+    created_at: datetime = _ts()
+    rotated_at: datetime | None = _ts(nullable=True)
+
+
+class Recording(SQLModel, table=True):
+    """One recorded stream for one consent whose purpose keeps data; its segments are
+    encrypted files under the data directory. No name or birth date is kept here."""
+
+    __tablename__ = "recordings"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    app_id: str = Field(foreign_key="apps.id", index=True)
+    consent_id: str = Field(foreign_key="consents.id", index=True)
+    purpose_id: str
+    device_id: str
+    channel_names: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    sampling_rate: float
+    started_at: datetime = _ts()
+    stopped_at: datetime | None = _ts(nullable=True)
+    stop_reason: str | None = None
+    keep_until: datetime = _ts()
+    delete_after: datetime | None = _ts(nullable=True)  # set when consent is revoked
+
+
+class RecordingSegment(SQLModel, table=True):
+    """One encrypted segment of one product of a recording: its nonce and key version
+    (the ciphertext and tag are in the segment file)."""
+
+    __tablename__ = "recording_segments"
+    __table_args__ = (UniqueConstraint("recording_id", "product", "index"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    recording_id: str = Field(foreign_key="recordings.id", index=True)
+    subject_id: str = Field(index=True)
+    product: str
+    index: int
+    key_version: int
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    t0: float
+    created_at: datetime = _ts()
+
+
 __all__ = [
     "ASSENT_STATES",
     "CAPACITIES",
@@ -396,6 +449,7 @@ __all__ = [
     "Concern",
     "Consent",
     "ConsentEvent",
+    "DataKey",
     "Delivery",
     "Device",
     "GuardianLink",
@@ -404,6 +458,8 @@ __all__ = [
     "LedgerV1Checkpoint",
     "LiveStreamRecord",
     "OAuthClient",
+    "Recording",
+    "RecordingSegment",
     "OidcFlow",
     "OidcIdentity",
     "OidcRoleMapping",

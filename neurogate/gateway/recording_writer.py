@@ -1,0 +1,219 @@
+"""The recording writer: a thread of its own that turns delivered messages into
+encrypted segments, so that nothing of it runs on the event loop.
+
+The event loop only puts ``(recording id, message)`` on an unbounded queue. The thread
+decodes the messages (the protocol's binary frames for raw and filtered, its JSON
+``data`` messages for the other products), cuts ``segment_seconds`` of each product into
+one segment, encrypts and writes it. A write that fails (a full disk, a missing
+directory, a lost key) stops that recording with a ``recording.stop`` ledger leaf
+(``reason_code`` ``write_failed``) and a warning in the log; the live stream goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from neurogate_client.wire import KIND_RAW, decode_header, decode_samples
+
+from neurogate.consent.models import Recording, utcnow
+from neurogate.errors import NeurogateError
+from neurogate.gateway.state import Gateway
+from neurogate.recordings import Keyring, SegmentData, SegmentStore, write_segment
+
+log = logging.getLogger("neurogate.recording")
+SAMPLE_PRODUCTS = ("raw", "filtered")
+
+
+@dataclass
+class _Open:
+    """One recording being written: its buffers and next segment index per product."""
+
+    subject_id: str
+    channel_names: tuple[str, ...]
+    rates: dict[str, float]  # sample products: the delivered rate
+    buffers: dict[str, list[tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]]] = (
+        field(default_factory=dict))
+    first_t: dict[str, float] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+    segments: int = 0
+    failed: bool = False
+
+
+_STOP = object()
+
+
+class RecordingWriter:
+    """Writes the segments of every live recording of this process, from one thread."""
+
+    def __init__(self, gateway: Gateway, *, store: SegmentStore, keyring: Keyring,
+                 segment_seconds: float,
+                 on_failed: Callable[[str], None] | None = None) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.keyring = keyring
+        self.segment_seconds = segment_seconds
+        self.on_failed = on_failed
+        self._queue: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
+        self._open: dict[str, _Open] = {}
+        self._thread: threading.Thread | None = None
+        self.idle = threading.Event()
+
+    # -- called from the event loop ------------------------------------------------
+    def put(self, recording_id: str, message: str | bytes) -> None:
+        self._queue.put((recording_id, message))
+
+    def open(self, recording_id: str, *, subject_id: str, channel_names: tuple[str, ...],
+             rates: dict[str, float]) -> None:
+        self._queue.put((recording_id, _Open(subject_id, channel_names, rates)))
+
+    def finish(self, recording_id: str, reason: str) -> None:
+        self._queue.put((recording_id, ("finish", reason)))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="neurogate-recording",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish every open recording (reason ``gateway_stop``) and end the thread."""
+        self._queue.put(("", _STOP))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (for tests and shutdown)."""
+        done = threading.Event()
+        self._queue.put(("", done))
+        return done.wait(timeout)
+
+    # -- the writer thread ---------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            recording_id, item = self._queue.get()
+            if item is _STOP:
+                for rid in list(self._open):
+                    self._finish(rid, "gateway_stop")
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                self._handle(recording_id, item)
+            except Exception:  # never let one recording end the writer of all
+                log.exception("recording %s: unexpected writer failure", recording_id)
+                self._fail(recording_id, "write_failed")
+
+    def _handle(self, recording_id: str, item: object) -> None:
+        if isinstance(item, _Open):
+            self._open[recording_id] = item
+            return
+        if isinstance(item, tuple):
+            self._finish(recording_id, item[1])
+            return
+        current = self._open.get(recording_id)
+        if current is None or current.failed:
+            return
+        decoded = self._decode(current, item)  # type: ignore[arg-type]
+        if decoded is None:
+            return
+        product, t, data, labels, columns = decoded
+        buffer = current.buffers.setdefault(product, [])
+        if not buffer:
+            current.first_t[product] = float(t[0])
+        buffer.append((t, data, labels, columns))
+        if float(t[-1]) - current.first_t[product] >= self.segment_seconds:
+            self._flush(recording_id, current, product)
+
+    @staticmethod
+    def _decode(current: _Open, message: str | bytes
+                ) -> tuple[str, np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]] | None:
+        if isinstance(message, bytes):
+            header = decode_header(message)
+            product = "raw" if header.kind == KIND_RAW else "filtered"
+            samples = decode_samples(message, header)
+            if samples.shape[0] != len(current.channel_names):
+                return None  # another stream of the subject: not this recording's
+            rate = current.rates[product]
+            t = header.timestamp + np.arange(header.n_samples) / rate
+            return product, t, np.array(samples), current.channel_names, ()
+        body = json.loads(message)
+        if body.get("type") != "data":
+            return None
+        data = np.asarray(body["data"], dtype=np.float64)
+        product = body["product"]
+        labels, columns = tuple(body["labels"]), tuple(body["columns"])
+        if product in SAMPLE_PRODUCTS:  # JSON sample frames: (labels, samples)
+            rate = current.rates[product]
+            t = body["t"] + np.arange(data.shape[-1]) / rate
+            return product, t, data.reshape(len(labels), -1), labels, ()
+        return product, np.array([body["t"]]), data.reshape(1, len(labels), -1), labels, columns
+
+    def _flush(self, recording_id: str, current: _Open, product: str) -> None:
+        buffer = current.buffers.pop(product, [])
+        if not buffer:
+            return
+        axis = 1 if product in SAMPLE_PRODUCTS else 0
+        segment = SegmentData(product, np.concatenate([b[0] for b in buffer]),
+                              np.concatenate([b[1] for b in buffer], axis=axis),
+                              buffer[0][2], buffer[0][3])
+        index = current.index.get(product, 0)
+        try:
+            with self.gateway.transaction() as session:
+                recording = session.get(Recording, recording_id)
+                if recording is None or recording.stopped_at is not None:
+                    current.failed = True  # erased or stopped meanwhile: keep nothing
+                    return
+                write_segment(session=session, store=self.store, keyring=self.keyring,
+                              recording=recording, index=index, segment=segment)
+        except (OSError, NeurogateError) as exc:
+            log.warning("recording %s stopped: writing a segment failed (%s)", recording_id,
+                        type(exc).__name__)
+            self._fail(recording_id, "write_failed")
+            return
+        current.index[product] = index + 1
+        current.segments += 1
+
+    def _finish(self, recording_id: str, reason: str) -> None:
+        current = self._open.get(recording_id)
+        if current is None:
+            return
+        if not current.failed:
+            for product in list(current.buffers):
+                self._flush(recording_id, current, product)
+        if not current.failed:
+            self._close(recording_id, reason, current.segments)
+        self._open.pop(recording_id, None)
+
+    def _fail(self, recording_id: str, reason: str) -> None:
+        current = self._open.get(recording_id)
+        if current is None or current.failed:
+            return
+        current.failed = True
+        current.buffers.clear()
+        self._close(recording_id, reason, current.segments)
+        if self.on_failed is not None:
+            self.on_failed(recording_id)
+
+    def _close(self, recording_id: str, reason: str, segments: int) -> None:
+        try:
+            with self.gateway.transaction() as session:
+                recording = session.get(Recording, recording_id)
+                if recording is None or recording.stopped_at is not None:
+                    return
+                recording.stopped_at = utcnow()
+                recording.stop_reason = reason
+                session.add(recording)
+                self.gateway.ledger.append(
+                    session, action="recording.stop", concerns=recording.subject_id,
+                    recording=recording_id, segments=segments, reason_code=reason)
+        except NeurogateError as exc:
+            log.warning("recording %s: its stop was not stored (%s)", recording_id, exc.code)
+
+
+__all__ = ["RecordingWriter"]
