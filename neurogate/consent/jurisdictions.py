@@ -1,7 +1,8 @@
-"""Jurisdiction profiles (age of majority, assent age, consent lifetime, extra forbids) and ages.
+"""Jurisdiction profiles (ages, consent lifetime, extra forbids, laws, deadlines) and ages.
 
 The profiles are data (``jurisdictions.toml`` beside this module), to be reviewed by
-counsel; the policies in ``policies/*.cedar`` read the facts derived from them.
+counsel; the policies in ``policies/*.cedar`` read the facts derived from them, and
+:mod:`neurogate.consent.duties` reads the deadlines of subjects' requests.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import functools
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from importlib import resources
 from types import MappingProxyType
@@ -20,6 +21,10 @@ from neurogate.errors import ValidationError
 
 DEFAULT_PROFILE = "CRC"
 MAX_CONSENT_LIFETIME_MONTHS = 24
+LAWS = ("gdpr", "ai_act", "us_mt")
+REQUEST_KINDS = ("delete", "limit_use", "access")
+DEFAULT_DEADLINE_DAYS = 30  # GDPR Art. 12(3): one month
+_DEFAULT_DEADLINES = MappingProxyType(dict.fromkeys(REQUEST_KINDS, DEFAULT_DEADLINE_DAYS))
 
 _SOURCE = "jurisdictions.toml"
 _KEYS = (
@@ -29,6 +34,15 @@ _KEYS = (
     "consent_lifetime_months",
     "extra_forbidden_for_minors",
     "basis",
+)
+_OPTIONAL = (
+    "laws",
+    "digital_consent_age",
+    "teen_protection_ages",
+    "teen_protection_from",
+    "allowed_restricted_purposes",
+    "request_deadline_days",
+    "access_free_of_charge",
 )
 
 
@@ -43,6 +57,20 @@ class Profile:
     consent_lifetime_months: int
     extra_forbidden_for_minors: frozenset[str]
     basis: str
+    laws: frozenset[str] = frozenset()
+    digital_consent_age: int | None = None  # None: the age of majority
+    teen_protection_ages: tuple[int, int] | None = None  # inclusive; None: no such rule
+    teen_protection_from: date | None = None
+    allowed_restricted_purposes: frozenset[str] = frozenset()
+    request_deadline_days: Mapping[str, int] = field(default_factory=lambda: _DEFAULT_DEADLINES)
+    access_free_of_charge: bool = True
+
+    @property
+    def self_consent_age(self) -> int:
+        """From this age a minor consents for themself (GDPR Art. 8), else majority."""
+        if "gdpr" in self.laws and self.digital_consent_age is not None:
+            return self.digital_consent_age
+        return self.age_of_majority
 
     def is_minor(self, age: int) -> bool:
         """Whether someone of ``age`` whole years is a child under this profile."""
@@ -118,10 +146,40 @@ def _integer(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
-def _profile(code: str, data: Any) -> Profile:
+def _names(value: Any, where: str, allowed: tuple[str, ...], what: str) -> frozenset[str]:
+    if not isinstance(value, list) or any(item not in allowed for item in value):
+        _invalid(where, f"must be a list of {what} ({_quote_list(allowed)}), but got {value!r}.")
+    return frozenset(value)
+
+
+def _deadlines(value: Any, where: str) -> Mapping[str, int]:
+    if not isinstance(value, dict) or set(value) != set(REQUEST_KINDS):
+        _invalid(where, f"must be a table with exactly the keys {_quote_list(REQUEST_KINDS)}, "
+                        f"but got {value!r}.")
+    return MappingProxyType({k: _integer(value[k], f"{where}.{k}", 1, 365) for k in REQUEST_KINDS})
+
+
+def _teen(data: Mapping[str, Any], where: str) -> tuple[tuple[int, int] | None, date | None]:
+    ages, since = data.get("teen_protection_ages"), data.get("teen_protection_from")
+    if ages is None and since is None:
+        return None, None
+    if (not isinstance(ages, list) or len(ages) != 2
+            or any(isinstance(a, bool) or not isinstance(a, int) for a in ages)
+            or not 0 <= ages[0] <= ages[1] <= 25):
+        _invalid(f"{where} teen_protection_ages",
+                 f"must be [lowest, highest] ages from 0 to 25, but got {ages!r}.")
+    if not isinstance(since, date) or isinstance(since, datetime):
+        _invalid(f"{where} teen_protection_from",
+                 f"must be a TOML date such as 2026-07-01, but got {since!r}.")
+    return (ages[0], ages[1]), since
+
+
+def _profile(code: str, data: Any, restricted: tuple[str, ...]) -> Profile:
     where = f"profile {code!r}"
-    if not isinstance(data, dict) or set(data) != set(_KEYS):
-        _invalid(where, f"must be a table with exactly the keys {_quote_list(_KEYS)}.")
+    if (not isinstance(data, dict) or not set(_KEYS) <= set(data)
+            or not set(data) <= {*_KEYS, *_OPTIONAL}):
+        _invalid(where, f"must be a table with exactly the keys {_quote_list(_KEYS)} and "
+                        f"optionally {_quote_list(_OPTIONAL)}.")
     majority = _integer(data["age_of_majority"], f"{where} age_of_majority", 1, 25)
     assent = _integer(data["assent_age"], f"{where} assent_age", 0, majority - 1)
     lifetime = _integer(
@@ -139,6 +197,20 @@ def _profile(code: str, data: Any) -> Profile:
     for key in ("name", "basis"):
         if not isinstance(data[key], str) or not data[key].strip():
             _invalid(f"{where} {key}", f"must be a non-empty string, but got {data[key]!r}.")
+    laws = _names(data.get("laws", []), f"{where} laws", LAWS, "law rule sets")
+    digital = data.get("digital_consent_age")
+    if digital is not None:
+        digital = _integer(digital, f"{where} digital_consent_age", 0, majority)
+    ages, since = _teen(data, where)
+    allowed = _names(data.get("allowed_restricted_purposes", []),
+                     f"{where} allowed_restricted_purposes", restricted, "restricted purposes")
+    deadlines = _deadlines(
+        data.get("request_deadline_days", dict.fromkeys(REQUEST_KINDS, DEFAULT_DEADLINE_DAYS)),
+        f"{where} request_deadline_days",
+    )
+    free = data.get("access_free_of_charge", True)
+    if not isinstance(free, bool):
+        _invalid(f"{where} access_free_of_charge", f"must be true or false, but got {free!r}.")
     return Profile(
         code=code,
         name=data["name"],
@@ -147,30 +219,61 @@ def _profile(code: str, data: Any) -> Profile:
         consent_lifetime_months=lifetime,
         extra_forbidden_for_minors=frozenset(extra),
         basis=data["basis"],
+        laws=laws,
+        digital_consent_age=digital,
+        teen_protection_ages=ages,
+        teen_protection_from=since,
+        allowed_restricted_purposes=allowed,
+        request_deadline_days=deadlines,
+        access_free_of_charge=free,
     )
 
 
-def parse_profiles(text: str) -> Mapping[str, Profile]:
-    """Parse and validate profiles from TOML text (``load_profiles`` reads the shipped ones)."""
+def _load(text: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = f"Invalid {_SOURCE}: it is not valid TOML ({exc})."
         raise ValidationError(msg) from exc
-    profiles = data.get("profile")
-    if set(data) != {"profile"} or not isinstance(profiles, dict):
-        _invalid("the top level", "must hold only [profile.<code>] tables.")
-    parsed = {code: _profile(code, entry) for code, entry in profiles.items()}
+    if not set(data) <= {"profile", "restricted_purposes"} or not isinstance(
+        data.get("profile"), dict
+    ):
+        _invalid("the top level", "must hold only restricted_purposes and [profile.<code>] tables.")
+    return data
+
+
+def parse_restricted_purposes(text: str) -> tuple[str, ...]:
+    """The top-level ``restricted_purposes`` of TOML profiles text (default: none)."""
+    value = _load(text).get("restricted_purposes", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        _invalid("restricted_purposes", f"must be a list of purpose ids, but got {value!r}.")
+    return tuple(value)
+
+
+def parse_profiles(text: str) -> Mapping[str, Profile]:
+    """Parse and validate profiles from TOML text (``load_profiles`` reads the shipped ones)."""
+    profiles = _load(text)["profile"]
+    restricted = parse_restricted_purposes(text)
+    parsed = {code: _profile(code, entry, restricted) for code, entry in profiles.items()}
     if DEFAULT_PROFILE not in parsed:
         _invalid("the top level", f"must define the default profile {DEFAULT_PROFILE!r}.")
     return MappingProxyType(parsed)
 
 
+def _shipped() -> str:
+    return resources.files("neurogate.consent").joinpath(_SOURCE).read_text(encoding="utf-8")
+
+
 @functools.cache
 def load_profiles() -> Mapping[str, Profile]:
     """Every shipped profile by code, read and validated once per process."""
-    text = resources.files("neurogate.consent").joinpath(_SOURCE).read_text(encoding="utf-8")
-    return parse_profiles(text)
+    return parse_profiles(_shipped())
+
+
+@functools.cache
+def restricted_purposes() -> tuple[str, ...]:
+    """Purpose ids refused for everyone unless a profile allows them (never for minors)."""
+    return parse_restricted_purposes(_shipped())
 
 
 def profile_codes() -> tuple[str, ...]:
@@ -186,8 +289,11 @@ def get_profile(code: str) -> Profile:
 
 
 __all__ = [
+    "DEFAULT_DEADLINE_DAYS",
     "DEFAULT_PROFILE",
+    "LAWS",
     "MAX_CONSENT_LIFETIME_MONTHS",
+    "REQUEST_KINDS",
     "Profile",
     "add_months",
     "age_on",
@@ -196,5 +302,7 @@ __all__ = [
     "lifetime_months",
     "load_profiles",
     "parse_profiles",
+    "parse_restricted_purposes",
     "profile_codes",
+    "restricted_purposes",
 ]

@@ -31,6 +31,7 @@ from neurogate.consent.jurisdictions import (
     anniversary,
     get_profile,
     lifetime_months,
+    restricted_purposes,
 )
 from neurogate.consent.purposes import (
     LANGUAGES,
@@ -51,6 +52,8 @@ CAPACITIES = ("self", "guardian", "legal_representative")
 CONSENT_STATUSES = ("active", "revoked", "expired")
 ASSENTS = ("not_required", "pending", "given", "dissent")
 CRIA_STATUSES = ("none", "submitted", "approved")
+# Where an app is used, declared when it is registered (EU AI Act Art. 5(1)(f) reads it).
+DEPLOYMENT_CONTEXTS = ("clinical", "home", "education", "workplace", "research")
 
 # The shape of every request; policies are validated against it when loaded, and each
 # request is checked against it too (a context of the wrong shape is an error, not a miss).
@@ -67,19 +70,25 @@ action receive appliesTo {
       code: String,
       consent_lifetime_months: Long,
       extra_forbidden_for_minors: Set<String>,
+      laws: Set<String>,
+      self_consent_age: Long,
+      teen_protection: { active: Bool, lowest: Long, highest: Long, since: datetime },
+      allowed_restricted_purposes: Set<String>,
     },
     app: {
       commercial: Bool, suspended: Bool, cria_status: String, declared_purposes: Set<String>,
+      deployment_context: String,
     },
     purpose: {
       id: String, flags: Set<String>, products: Set<Product>,
       therapeutic: Bool, commercial: Bool, marketing: Bool, emotion_inference: Bool,
       model_training: Bool, research: Bool, sale_or_sharing: Bool,
+      restricted: Bool, notice_version: Long,
     },
     consent: {
       present: Bool, status: String, capacity: String, assent: String,
       products: Set<Product>, valid_from: datetime, valid_until: datetime,
-      lifetime_months: Long,
+      lifetime_months: Long, notice_version: Long,
     },
   }
 };
@@ -104,6 +113,7 @@ class AppFacts:
     declared_purposes: tuple[str, ...]
     cria_status: str = "none"  # "none" | "submitted" | "approved"
     suspended: bool = False
+    deployment_context: str = "home"  # one of DEPLOYMENT_CONTEXTS
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class ConsentFacts:
     valid_until: datetime
     status: str = "active"  # "active" | "revoked" | "expired"
     assent: str = "not_required"  # "not_required" | "pending" | "given" | "dissent"
+    notice_version: int | None = None  # version of the notice shown; None: the current one
 
 
 @dataclass(frozen=True)
@@ -205,15 +216,44 @@ def _book() -> _Book:
     return _Book(policies=policies, schema=schema, ids=tuple(static))
 
 
+# Families whose rules come from the project's own design; every other family is derived
+# from a law and its reasons carry a "source" (instrument, article and year).
+_OWN_FAMILIES = ("consent", "purpose", "child", "capacity")
+
+
 @functools.cache
-def _reason_texts() -> Mapping[str, Mapping[str, str]]:
+def _reason_entries() -> Mapping[str, Mapping[str, str]]:
     text = resources.files("neurogate.consent").joinpath("reasons.toml").read_text("utf-8")
     data = tomllib.loads(text)
-    for reason, sentences in data.items():
-        if not isinstance(sentences, dict) or set(sentences) != set(LANGUAGES):
-            msg = f"reasons.toml: {reason!r} needs exactly one sentence per language {LANGUAGES}."
+    for reason, entry in data.items():
+        own = reason.split(".", 1)[0] in _OWN_FAMILIES or "." not in reason
+        keys = set(LANGUAGES) if own else {*LANGUAGES, "source"}
+        if not isinstance(entry, dict) or set(entry) != keys:
+            msg = (f"reasons.toml: {reason!r} needs exactly one sentence per language "
+                   f"{LANGUAGES}{'' if own else ' and a source'}.")
             _broken(msg)
     return MappingProxyType({k: MappingProxyType(v) for k, v in data.items()})
+
+
+@functools.cache
+def _reason_texts() -> Mapping[str, Mapping[str, str]]:
+    """Per reason and language, the sentence shown, with its source cited where it has one."""
+    texts: dict[str, Mapping[str, str]] = {}
+    for reason, entry in _reason_entries().items():
+        source = entry.get("source")
+        texts[reason] = MappingProxyType({
+            language: entry[language] if source is None
+            else f"{entry[language]}{'（' if language == 'zh-Hans' else ' ('}{source}"
+                 f"{'）' if language == 'zh-Hans' else ')'}"
+            for language in LANGUAGES
+        })
+    return MappingProxyType(texts)
+
+
+def reason_source(reason: str) -> str | None:
+    """The law a reason comes from (instrument, article and year), or None for own rules."""
+    entry = _reason_entries().get(reason)
+    return entry.get("source") if entry else None
 
 
 def policy_ids() -> tuple[str, ...]:
@@ -246,6 +286,14 @@ def _check_consent(consent: ConsentFacts, purpose_id: str) -> None:
     _check_option("consents[].granted_capacity", consent.granted_capacity, CAPACITIES)
     _check_option("consents[].status", consent.status, CONSENT_STATUSES)
     _check_option("consents[].assent", consent.assent, ASSENTS)
+    version = consent.notice_version
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)
+                                or version < 1):
+        msg = (
+            "Invalid value for the 'consents[].notice_version' parameter. It must be a whole "
+            f"number from 1, but got {version!r} instead."
+        )
+        raise ValidationError(msg, field="consents[].notice_version")
     _aware("consents[].granted_at", consent.granted_at)
     if _aware("consents[].valid_until", consent.valid_until) <= _aware(
         "consents[].valid_from", consent.valid_from
@@ -279,6 +327,10 @@ def _context(
     consent: ConsentFacts | None,
 ) -> dict[str, Any]:
     flags = purpose.flags
+    teen, since = profile.teen_protection_ages, profile.teen_protection_from
+    notice_version = purpose.notice_version
+    if consent is not None and consent.notice_version is not None:
+        notice_version = consent.notice_version
     return {
         "now": _when(now),
         "subject": {
@@ -291,18 +343,30 @@ def _context(
             "code": profile.code,
             "consent_lifetime_months": profile.consent_lifetime_months,
             "extra_forbidden_for_minors": sorted(profile.extra_forbidden_for_minors),
+            "laws": sorted(profile.laws),
+            "self_consent_age": profile.self_consent_age,
+            "teen_protection": {
+                "active": teen is not None,
+                "lowest": teen[0] if teen else 0,
+                "highest": teen[1] if teen else -1,
+                "since": _when(datetime.combine(since, time(0), tzinfo=UTC) if since else now),
+            },
+            "allowed_restricted_purposes": sorted(profile.allowed_restricted_purposes),
         },
         "app": {
             "commercial": bool(app.commercial),
             "suspended": bool(app.suspended),
             "cria_status": app.cria_status,
             "declared_purposes": list(app.declared_purposes),
+            "deployment_context": app.deployment_context,
         },
         "purpose": {
             "id": purpose.id,
             "flags": sorted(flags.as_set()),
             "products": _products(list(purpose.products)),
             **{name: getattr(flags, name) for name in flags.__dataclass_fields__},
+            "restricted": purpose.id in restricted_purposes(),
+            "notice_version": purpose.notice_version,
         },
         "consent": {
             "present": consent is not None,
@@ -315,6 +379,7 @@ def _context(
             "lifetime_months": (
                 lifetime_months(consent.valid_from, consent.valid_until) if consent else 0
             ),
+            "notice_version": notice_version,
         },
     }
 
@@ -370,6 +435,7 @@ def decide(
     now = _aware("now", now)
     profile = get_profile(subject.jurisdiction)
     _check_option("cria_status", app.cria_status, CRIA_STATUSES)
+    _check_option("deployment_context", app.deployment_context, DEPLOYMENT_CONTEXTS)
     for each in consents:
         _check_consent(each, purpose.id)
     age = age_on(subject.date_of_birth, now.date())
@@ -419,6 +485,7 @@ __all__ = [
     "CONSENT_STATUSES",
     "CRIA_STATUSES",
     "DEFAULT_DENY",
+    "DEPLOYMENT_CONTEXTS",
     "PERMIT",
     "POLICY_ERROR",
     "AppFacts",
@@ -430,4 +497,5 @@ __all__ = [
     "explain",
     "policy_ids",
     "reason_ids",
+    "reason_source",
 ]

@@ -26,8 +26,10 @@ SHIPPED = resources.files("neurogate.consent").joinpath("jurisdictions.toml").re
 
 
 def test_profiles_load_with_crc_as_default() -> None:
-    """The shipped profiles are CRC (the default), US-CA, US-CO and US-MT."""
-    assert profile_codes() == ("CRC", "US-CA", "US-CO", "US-MT")
+    """The shipped profiles: CRC (the default), five US states, the EU and three members, Chile."""
+    assert profile_codes() == (
+        "CRC", "US-CA", "US-CO", "US-MT", "US-CT", "EU", "EU-DE", "EU-FR", "EU-ES", "CL",
+    )
     assert DEFAULT_PROFILE == "CRC"
     crc = get_profile("CRC")
     assert (crc.age_of_majority, crc.assent_age, crc.consent_lifetime_months) == (18, 7, 24)
@@ -48,7 +50,7 @@ def test_profile_differs_from_crc(code: str, field: str, value: object) -> None:
     assert getattr(get_profile("CRC"), field) != value
 
 
-@pytest.mark.parametrize("code", ["CRC", "US-CA", "US-CO", "US-MT"])
+@pytest.mark.parametrize("code", profile_codes())
 def test_profile_lifetime_never_above_24_months(code: str) -> None:
     """No profile lets a consent last more than 24 months."""
     profile = get_profile(code)
@@ -81,7 +83,8 @@ def test_get_profile_unknown_code_names_the_codes() -> None:
     assert caught.value.field == "jurisdiction"
     assert caught.value.message == (
         "Invalid value for the 'jurisdiction' parameter. Allowed values are 'CRC', 'US-CA', "
-        "'US-CO', and 'US-MT', but got 'FR' instead."
+        "'US-CO', 'US-MT', 'US-CT', 'EU', 'EU-DE', 'EU-FR', 'EU-ES', and 'CL', "
+        "but got 'FR' instead."
     )
 
 
@@ -101,8 +104,38 @@ def test_get_profile_unknown_code_names_the_codes() -> None:
          "but got ['games']."),
         ("[profile.CRC]", "[profile.UN]",
          "Invalid jurisdictions.toml: the top level must define the default profile 'CRC'."),
+        ('laws = ["us_mt"]', 'laws = ["hipaa"]',
+         "Invalid jurisdictions.toml: profile 'US-MT' laws must be a list of law rule sets "
+         "('gdpr', 'ai_act', and 'us_mt'), but got ['hipaa']."),
+        ("digital_consent_age = 14", "digital_consent_age = 19",
+         "Invalid jurisdictions.toml: profile 'EU-ES' digital_consent_age must be an integer "
+         "from 0 to 18, but got 19."),
+        ("teen_protection_ages = [13, 17]", "teen_protection_ages = [17, 13]",
+         "Invalid jurisdictions.toml: profile 'US-CT' teen_protection_ages must be [lowest, "
+         "highest] ages from 0 to 25, but got [17, 13]."),
+        ("teen_protection_from = 2026-07-01", 'teen_protection_from = "July"',
+         "Invalid jurisdictions.toml: profile 'US-CT' teen_protection_from must be a TOML date "
+         "such as 2026-07-01, but got 'July'."),
+        ("[profile.CL]\n", '[profile.CL]\nallowed_restricted_purposes = ["mind_reading"]\n',
+         "Invalid jurisdictions.toml: profile 'CL' allowed_restricted_purposes must be a list "
+         "of restricted purposes ('political_marketing', 'insurance_pricing', and "
+         "'employment_screening'), but got ['mind_reading']."),
+        ("request_deadline_days = { delete = 30, limit_use = 30, access = 30 }",
+         "request_deadline_days = { delete = 10 }",
+         "Invalid jurisdictions.toml: profile 'CL' request_deadline_days must be a table with "
+         "exactly the keys 'delete', 'limit_use', and 'access', but got {'delete': 10}."),
+        ("access_free_of_charge = true", 'access_free_of_charge = "yes"',
+         "Invalid jurisdictions.toml: profile 'CL' access_free_of_charge must be true or false, "
+         "but got 'yes'."),
+        ("[profile.CL]\n", "[profile.CL]\nfee = 0\n",
+         "Invalid jurisdictions.toml: profile 'CL' must be a table with exactly the keys "
+         "'name', 'age_of_majority', 'assent_age', 'consent_lifetime_months', "
+         "'extra_forbidden_for_minors', and 'basis' and optionally 'laws', "
+         "'digital_consent_age', 'teen_protection_ages', 'teen_protection_from', "
+         "'allowed_restricted_purposes', 'request_deadline_days', and 'access_free_of_charge'."),
     ],
-    ids=["lifetime", "assent", "extra", "no-default"],
+    ids=["lifetime", "assent", "extra", "no-default", "laws", "digital-age", "teen-ages",
+         "teen-from", "restricted", "deadlines", "free", "unknown-key"],
 )
 def test_parse_profiles_rejects_bad_data(old: str, new: str, message: str) -> None:
     """A mistake in the profiles fails loudly with a sentence naming the field."""
@@ -179,3 +212,66 @@ def test_lifetime_months_rounds_started_months_up(start: datetime, months: int) 
     end = add_months(start, months)
     assert lifetime_months(start, end) == months
     assert lifetime_months(start, end + timedelta(seconds=1)) == months + 1
+
+
+@pytest.mark.parametrize(
+    ("code", "self_consent_age", "laws"),
+    [
+        ("CRC", 18, frozenset()),
+        ("EU", 16, frozenset({"gdpr", "ai_act"})),
+        ("EU-DE", 16, frozenset({"gdpr", "ai_act"})),
+        ("EU-FR", 15, frozenset({"gdpr", "ai_act"})),
+        ("EU-ES", 14, frozenset({"gdpr", "ai_act"})),
+        ("US-MT", 18, frozenset({"us_mt"})),
+    ],
+)
+def test_profile_digital_consent_age_and_laws(
+    code: str, self_consent_age: int, laws: frozenset[str]
+) -> None:
+    """EU profiles set their GDPR Art. 8 age; elsewhere a minor never consents alone."""
+    profile = get_profile(code)
+    assert profile.self_consent_age == self_consent_age
+    assert profile.laws == laws
+    assert profile.age_of_majority == 18
+
+
+def test_profile_connecticut_teen_protection() -> None:
+    """US-CT protects ages 13 to 17 from 2026-07-01; no other profile has that rule."""
+    ct = get_profile("US-CT")
+    assert ct.teen_protection_ages == (13, 17)
+    assert ct.teen_protection_from == date(2026, 7, 1)
+    others = [code for code in profile_codes() if get_profile(code).teen_protection_ages]
+    assert others == ["US-CT"]
+
+
+@pytest.mark.parametrize(
+    ("code", "days", "free"),
+    [("CRC", 30, True), ("US-CA", 45, True), ("US-CT", 45, True), ("EU-FR", 30, True),
+     ("CL", 30, True)],
+)
+def test_profile_request_deadlines(code: str, days: int, free: bool) -> None:
+    """Each kind of request has its deadline in days; California's is 45 (Civ. Code 1798.130)."""
+    profile = get_profile(code)
+    assert dict(profile.request_deadline_days) == dict.fromkeys(
+        ("delete", "limit_use", "access"), days)
+    assert profile.access_free_of_charge is free
+
+
+def test_restricted_purposes_are_catalog_purposes_allowed_nowhere() -> None:
+    """The UNESCO purposes exist in the catalog and no shipped profile allows them."""
+    from neurogate.consent.jurisdictions import restricted_purposes
+    from neurogate.consent.purposes import load_catalog
+
+    assert restricted_purposes() == (
+        "political_marketing", "insurance_pricing", "employment_screening")
+    assert set(restricted_purposes()) <= set(load_catalog().ids())
+    assert all(not get_profile(c).allowed_restricted_purposes for c in profile_codes())
+
+
+def test_header_documents_every_key() -> None:
+    """The header comment of jurisdictions.toml names every key a profile may carry."""
+    from neurogate.consent.jurisdictions import _KEYS, _OPTIONAL
+
+    header = SHIPPED.split("\n[", 1)[0]
+    for key in (*_KEYS, *_OPTIONAL, "restricted_purposes"):
+        assert f"#   {key} " in header or f"#   {key}\n" in header, key

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from typing import Any, cast
 
 import cedarpy
@@ -13,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from neurogate.consent import policy
-from neurogate.consent.jurisdictions import add_months, age_on, get_profile
+from neurogate.consent import jurisdictions, policy
+from neurogate.consent.jurisdictions import add_months, age_on, get_profile, parse_profiles
 from neurogate.consent.policy import (
     AppFacts,
     ConsentFacts,
@@ -24,6 +25,7 @@ from neurogate.consent.policy import (
     explain,
     policy_ids,
     reason_ids,
+    reason_source,
 )
 from neurogate.consent.purposes import PRODUCTS, load_catalog
 from neurogate.errors import ValidationError
@@ -34,9 +36,13 @@ START = NOW - timedelta(days=1)
 PERMIT = "consent.active-covers-product"
 
 
-def born(age: int, days_later: int = 0) -> date:
-    """Birth date of someone whose ``age``-th birthday is today, moved ``days_later`` days."""
-    return date(TODAY.year - age, TODAY.month, TODAY.day) + timedelta(days=days_later)
+CT_START = datetime(2026, 7, 1, tzinfo=UTC)  # Connecticut's teen rule applies from here
+CT_EVE = CT_START - timedelta(seconds=1)
+
+
+def born(age: int, days_later: int = 0, today: date = TODAY) -> date:
+    """Birth date of someone whose ``age``-th birthday is ``today``, moved ``days_later`` days."""
+    return date(today.year - age, today.month, today.day) + timedelta(days=days_later)
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,14 @@ class Case:
     cria: str = "none"
     suspended: bool = False
     declared: tuple[str, ...] | None = None
+    context: str = "home"
+    now: datetime = NOW
     consents: tuple[dict[str, Any], ...] = ({},)
     expect: tuple[str, ...] = (PERMIT,)
     subject: SubjectFacts = field(init=False)
 
     def __post_init__(self) -> None:
-        dob = born(self.age, self.days_later)
+        dob = born(self.age, self.days_later, self.now.date())
         facts = SubjectFacts(dob, self.jurisdiction, self.lacks_capacity)
         object.__setattr__(self, "subject", facts)
 
@@ -66,8 +74,8 @@ class Case:
 def consent_for(case: Case, index: int, **overrides: Any) -> ConsentFacts:
     """A consent that passes every rule unless ``overrides`` say otherwise."""
     profile = get_profile(case.jurisdiction)
-    age = age_on(case.subject.date_of_birth, TODAY)
-    granted_at = NOW - timedelta(days=30 - index)
+    age = age_on(case.subject.date_of_birth, case.now.date())
+    granted_at = case.now - timedelta(days=30 - index)
     values: dict[str, Any] = {
         "consent_id": f"c{index}",
         "purpose_id": case.purpose,
@@ -75,7 +83,7 @@ def consent_for(case: Case, index: int, **overrides: Any) -> ConsentFacts:
         "granted_capacity": "guardian" if profile.is_minor(age) else "self",
         "granted_at": granted_at,
         "valid_from": granted_at,
-        "valid_until": NOW + timedelta(days=180),
+        "valid_until": case.now + timedelta(days=180),
         "assent": "given" if profile.assent_required(age) else "not_required",
     }
     values.update(overrides)
@@ -90,11 +98,12 @@ def run(case: Case) -> Decision:
         declared_purposes=case.declared or (case.purpose,),
         cria_status=case.cria,
         suspended=case.suspended,
+        deployment_context=case.context,
     )
     consents = [consent_for(case, i, **c) for i, c in enumerate(case.consents)]
     return decide(
         subject=case.subject, app=app, purpose_id=case.purpose, product=case.product,
-        consents=consents, now=NOW,
+        consents=consents, now=case.now,
     )
 
 
@@ -107,6 +116,17 @@ CHILD: dict[str, Any] = {"age": 10}
 COMMERCIAL_OK: dict[str, Any] = {"commercial": True, "cria": "approved"}
 CLINICAL_RAW: dict[str, Any] = {"purpose": "clinical_monitoring", "product": "raw"}
 RESEARCH: dict[str, Any] = {"purpose": "research_noncommercial", "product": "band_power"}
+MOOD: dict[str, Any] = {"purpose": "mood_tracking", "product": "relaxation_index"}
+NEUROMARKETING: dict[str, Any] = {"purpose": "neuromarketing", "product": "band_power",
+                                  **COMMERCIAL_OK}
+SHARING: dict[str, Any] = {"purpose": "partner_data_sharing", "product": "band_power",
+                           **COMMERCIAL_OK}
+ART8 = "eu.gdpr-art8-guardian-below-digital-consent-age"
+ART9 = "eu.gdpr-art9-explicit-consent-to-current-notice"
+AI_ACT = "eu.ai-act-no-emotion-inference-at-work-or-school"
+CT = "us.ct-no-sale-or-ads-for-teens"
+SELF: dict[str, Any] = {"granted_capacity": "self"}
+NOTICE = load_catalog().get("neurofeedback").notice_version  # the current notice version
 P = pytest.param
 
 POLICY_TABLE = [
@@ -230,6 +250,101 @@ POLICY_TABLE = [
       id="us-mt-child-research-forbidden"),
     P(Case(**RESEARCH, jurisdiction="US-MT"), id="us-mt-adult-research-allowed"),
     P(Case(**CHILD, **RESEARCH, jurisdiction="US-CA"), id="us-ca-child-research-allowed"),
+    # -- GDPR Art. 8: each EU profile at its digital consent age, on the birthday and the day
+    # before it (a minor from that age consents for themself; below it a guardian does)
+    *[P(Case(age=age, days_later=later, jurisdiction=code, consents=(SELF,),
+             expect=(PERMIT,) if later == 0 else (ART8,)),
+        id=f"{code.lower()}-age-{age}-birthday-{'today' if later == 0 else 'tomorrow'}-self")
+      for code, age in (("EU", 16), ("EU-DE", 16), ("EU-FR", 15), ("EU-ES", 14))
+      for later in (0, 1)],
+    *[P(Case(age=age, days_later=1, jurisdiction=code),
+        id=f"{code.lower()}-age-{age - 1}-guardian")
+      for code, age in (("EU", 16), ("EU-DE", 16), ("EU-FR", 15), ("EU-ES", 14))],
+    P(Case(age=17, jurisdiction="EU-FR"), id="eu-fr-age-17-guardian-still-allowed"),
+    P(Case(age=10, jurisdiction="EU", consents=({"granted_capacity": "self"},), expect=(ART8,)),
+      id="eu-age-10-self-refused-by-gdpr-not-crc-rule"),
+    P(Case(age=15, jurisdiction="EU-FR", purpose="mood_tracking", product="relaxation_index",
+           consents=({"granted_capacity": "self"},), expect=("child.no-emotion-inference",)),
+      id="eu-fr-age-15-self-child-rules-still-apply"),
+    P(Case(age=16, jurisdiction="CRC", consents=({"granted_capacity": "self"},),
+           expect=("child.guardian-consent-required",)), id="crc-age-16-self-refused"),
+    P(Case(age=16, jurisdiction="EU-DE", consents=({**SELF, "assent": "pending"},)),
+      id="eu-de-age-16-self-needs-no-separate-assent"),
+    P(Case(age=18, jurisdiction="EU", consents=({"granted_capacity": "guardian"},),
+           expect=("child.guardian-consent-ends-at-majority",)), id="eu-18th-birthday-guardian"),
+    # -- GDPR Art. 9: explicit consent to the notice as it now stands
+    P(Case(jurisdiction="EU", consents=({"notice_version": NOTICE},)),
+      id="eu-notice-current-allowed"),
+    P(Case(jurisdiction="EU-ES", consents=({"notice_version": NOTICE + 1},), expect=(ART9,)),
+      id="eu-es-notice-version-differs"),
+    P(Case(consents=({"notice_version": NOTICE + 1},)), id="crc-notice-version-differs-allowed"),
+    # -- EU AI Act Art. 5(1)(f): emotion inference by deployment context
+    *[P(Case(jurisdiction="EU", context=ctx, **MOOD,
+             expect=(AI_ACT,) if ctx in ("education", "workplace") else (PERMIT,)),
+        id=f"eu-mood-tracking-{ctx}")
+      for ctx in ("clinical", "home", "education", "workplace", "research")],
+    *[P(Case(jurisdiction="EU-DE", context=ctx, purpose="clinical_mood_assessment",
+             product="relaxation_index"), id=f"eu-de-clinical-mood-{ctx}-medical-exception")
+      for ctx in ("clinical", "education", "workplace")],
+    P(Case(jurisdiction="CRC", context="workplace", **MOOD), id="crc-mood-tracking-workplace"),
+    P(Case(jurisdiction="EU-FR", context="education", purpose="neuromarketing",
+           product="band_power", commercial=True, expect=(AI_ACT,)),
+      id="eu-fr-neuromarketing-education"),
+    P(Case(age=10, jurisdiction="EU", context="education", purpose="clinical_mood_assessment",
+           product="relaxation_index", expect=("child.no-emotion-inference",)),
+      id="eu-child-clinical-mood-education"),
+    # -- US-CT: no sale or targeted advertising for ages 13-17 from 2026-07-01
+    *[P(Case(age=age, now=now, jurisdiction="US-CT", **NEUROMARKETING,
+             expect=(PERMIT,) if age >= 18 else tuple(sorted(
+                 ("child.no-emotion-inference", "child.no-marketing")
+                 + ((CT,) if now >= CT_START and 13 <= age <= 17 else ())))),
+        id=f"us-ct-age-{age}-neuromarketing-{'from' if now >= CT_START else 'before'}-2026-07-01")
+      for age in (12, 13, 17, 18) for now in (CT_EVE, CT_START)],
+    P(Case(age=18, days_later=1, now=CT_START, jurisdiction="US-CT", **NEUROMARKETING,
+           expect=("child.no-emotion-inference", "child.no-marketing", CT)),
+      id="us-ct-18th-birthday-tomorrow-neuromarketing"),
+    P(Case(age=13, now=CT_START, jurisdiction="US-CT", **SHARING,
+           expect=("child.no-sale-or-sharing", CT)), id="us-ct-age-13-partner-sharing"),
+    P(Case(age=13, now=CT_EVE, jurisdiction="US-CT", **SHARING,
+           expect=("child.no-sale-or-sharing",)), id="us-ct-age-13-partner-sharing-before"),
+    P(Case(age=13, now=CT_START, jurisdiction="US-CT"), id="us-ct-age-13-neurofeedback-allowed"),
+    P(Case(age=13, now=CT_START, **SHARING, expect=("child.no-sale-or-sharing",)),
+      id="crc-age-13-partner-sharing-no-ct-rule"),
+    # -- US-MT: a separate consent for each third party and each secondary use
+    P(Case(jurisdiction="US-MT", **SHARING, consents=(),
+           expect=("us.mt-third-party-needs-own-consent",)),
+      id="us-mt-partner-sharing-without-own-consent"),
+    P(Case(jurisdiction="US-MT", **SHARING), id="us-mt-partner-sharing-with-own-consent"),
+    P(Case(jurisdiction="US-MT", **SHARING, consents=({"status": "revoked"},),
+           expect=("consent.revoked",)), id="us-mt-partner-sharing-consent-revoked"),
+    P(Case(**SHARING, consents=(), expect=("default-deny",)),
+      id="crc-partner-sharing-without-consent"),
+    P(Case(jurisdiction="US-MT", **RESEARCH, consents=(),
+           expect=("us.mt-secondary-use-needs-own-consent",)),
+      id="us-mt-research-without-own-consent"),
+    P(Case(jurisdiction="US-MT", purpose="commercial_model_training", product="band_power",
+           commercial=True, consents=(), expect=("us.mt-secondary-use-needs-own-consent",)),
+      id="us-mt-model-training-without-own-consent"),
+    P(Case(jurisdiction="US-MT", consents=(), expect=("default-deny",)),
+      id="us-mt-primary-use-without-consent-default-deny"),
+    # -- UNESCO (2025): restricted purposes, for adults and children
+    *[P(Case(**COMMERCIAL_OK, purpose=purpose, product="band_power",
+             expect=("unesco.restricted-purpose-refused",)), id=f"adult-{purpose}")
+      for purpose in ("political_marketing", "insurance_pricing", "employment_screening")],
+    *[P(Case(**CHILD, **COMMERCIAL_OK, purpose=purpose, product="band_power",
+             expect=tuple(sorted(("unesco.restricted-purpose-never-for-children",
+                                  "unesco.restricted-purpose-refused", *extra)))),
+        id=f"child-{purpose}")
+      for purpose, extra in (("political_marketing", ("child.no-marketing",)),
+                             ("insurance_pricing", ()), ("employment_screening", ()))],
+    P(Case(jurisdiction="EU", **COMMERCIAL_OK, purpose="employment_screening",
+           product="band_power", consents=(), expect=("unesco.restricted-purpose-refused",)),
+      id="eu-adult-employment-screening-without-consent"),
+    # -- US-CA and Chile: neural data sensitive; the decision rules are the default ones
+    P(Case(jurisdiction="CL"), id="cl-adult-neurofeedback-allowed"),
+    P(Case(**CHILD, **RESEARCH, jurisdiction="CL"), id="cl-child-research-allowed"),
+    P(Case(**CHILD, jurisdiction="CL", purpose="mood_tracking", product="relaxation_index",
+           expect=("child.no-emotion-inference",)), id="cl-child-emotion-inference"),
 ]
 
 
@@ -243,9 +358,9 @@ def test_decide_policy_table(case: Case) -> None:
 
 
 def test_decide_table_is_large_and_unique() -> None:
-    """The table holds at least 40 distinct cases and uses every policy id."""
+    """The table holds at least 100 distinct cases and uses every policy id."""
     ids = [p.id for p in POLICY_TABLE]
-    assert len(ids) >= 40
+    assert len(ids) >= 100
     assert len(set(ids)) == len(ids)
     used = {r for p in POLICY_TABLE for r in cast(Case, p.values[0]).expect}
     assert used == set(reason_ids()) - {"policy-error"}
@@ -313,8 +428,9 @@ def test_decide_denial_carries_facts_not_constraints() -> None:
         ({"purpose_id": "mind_reading"},
          "Invalid value for the 'purpose_id' parameter. Allowed values are "
          "'clinical_monitoring', 'neurofeedback', 'sleep_wellness', 'research_noncommercial', "
-         "'commercial_model_training', 'neuromarketing', 'mood_tracking', and "
-         "'partner_data_sharing', but got 'mind_reading' instead."),
+         "'commercial_model_training', 'neuromarketing', 'mood_tracking', "
+         "'partner_data_sharing', 'clinical_mood_assessment', 'political_marketing', "
+         "'insurance_pricing', and 'employment_screening', but got 'mind_reading' instead."),
         ({"product": "p300"},
          "Invalid value for the 'product' parameter. Allowed values are 'raw', 'filtered', "
          "'band_power', 'focus_index', 'relaxation_index', and 'signal_quality', "
@@ -324,15 +440,23 @@ def test_decide_denial_carries_facts_not_constraints() -> None:
          "but got datetime.datetime(2026, 6, 15, 12, 0) instead."),
         ({"subject": SubjectFacts(date(2010, 1, 1), "FR")},
          "Invalid value for the 'jurisdiction' parameter. Allowed values are 'CRC', 'US-CA', "
-         "'US-CO', and 'US-MT', but got 'FR' instead."),
+         "'US-CO', 'US-MT', 'US-CT', 'EU', 'EU-DE', 'EU-FR', 'EU-ES', and 'CL', "
+         "but got 'FR' instead."),
         ({"consents": [consent_for(Case(purpose="sleep_wellness"), 0)]},
          "Invalid value for the 'consents[].purpose_id' parameter. The only allowed value is "
          "'neurofeedback', but got 'sleep_wellness' instead."),
         ({"app": AppFacts("app-1", True, ("neurofeedback",), cria_status="yes")},
          "Invalid value for the 'cria_status' parameter. Allowed values are 'none', "
          "'submitted', and 'approved', but got 'yes' instead."),
+        ({"app": AppFacts("app-1", False, ("neurofeedback",), deployment_context="school")},
+         "Invalid value for the 'deployment_context' parameter. Allowed values are 'clinical', "
+         "'home', 'education', 'workplace', and 'research', but got 'school' instead."),
+        ({"consents": [consent_for(Case(), 0, notice_version=0)]},
+         "Invalid value for the 'consents[].notice_version' parameter. It must be a whole "
+         "number from 1, but got 0 instead."),
     ],
-    ids=["purpose", "product", "naive-now", "jurisdiction", "consent-purpose", "cria"],
+    ids=["purpose", "product", "naive-now", "jurisdiction", "consent-purpose", "cria",
+         "deployment-context", "notice-version"],
 )
 def test_decide_rejects_bad_input(kwargs: dict[str, Any], message: str) -> None:
     """Bad input raises ValidationError with the documented sentence."""
@@ -372,7 +496,7 @@ def test_decide_fails_closed_on_policy_error(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_policy_ids_are_the_documented_reasons() -> None:
     """Every Cedar policy has a family-prefixed @id, and the set is the documented one."""
-    families = {"consent", "purpose", "child", "capacity"}
+    families = {"consent", "purpose", "child", "capacity", "eu", "us", "unesco"}
     assert all(i.split(".", 1)[0] in families for i in policy_ids())
     assert set(policy_ids()) == {
         "consent.active-covers-product", "consent.revoked", "consent.expired",
@@ -386,6 +510,11 @@ def test_policy_ids_are_the_documented_reasons() -> None:
         "child.raw-eeg-therapeutic-only", "child.commercial-app-needs-cria",
         "child.guardian-consent-ends-at-majority", "capacity.therapeutic-only",
         "capacity.legal-representative-required", "capacity.self-consent-required",
+        "eu.gdpr-art8-guardian-below-digital-consent-age",
+        "eu.gdpr-art9-explicit-consent-to-current-notice",
+        "eu.ai-act-no-emotion-inference-at-work-or-school", "us.ct-no-sale-or-ads-for-teens",
+        "us.mt-third-party-needs-own-consent", "us.mt-secondary-use-needs-own-consent",
+        "unesco.restricted-purpose-refused", "unesco.restricted-purpose-never-for-children",
     }
     assert reason_ids()[-2:] == ("default-deny", "policy-error")
 
@@ -415,6 +544,72 @@ def test_explain_covers_every_reason(language: str) -> None:
     assert len(sentences) == len(reason_ids())
     assert all(s.strip() for s in sentences)
     assert len(set(sentences)) == len(sentences)
+
+
+@pytest.mark.parametrize(
+    ("reason", "source"),
+    [
+        ("eu.gdpr-art8-guardian-below-digital-consent-age", "GDPR Art. 8(1), 2016"),
+        ("eu.gdpr-art9-explicit-consent-to-current-notice", "GDPR Art. 9(2)(a), 2016"),
+        ("eu.ai-act-no-emotion-inference-at-work-or-school", "EU AI Act Art. 5(1)(f), 2024"),
+        ("us.ct-no-sale-or-ads-for-teens", "Connecticut SB 1295, 2025; in force 2026-07-01"),
+        ("us.mt-third-party-needs-own-consent", "Montana SB 163, 2025"),
+        ("us.mt-secondary-use-needs-own-consent", "Montana SB 163, 2025"),
+        ("unesco.restricted-purpose-refused",
+         "UNESCO Recommendation on the Ethics of Neurotechnology, 2025"),
+        ("unesco.restricted-purpose-never-for-children",
+         "UNESCO Recommendation on the Ethics of Neurotechnology, 2025"),
+    ],
+)
+def test_explain_cites_the_law_of_each_law_derived_reason(reason: str, source: str) -> None:
+    """A law-derived reason names its instrument, article and year in every language."""
+    assert reason_source(reason) == source
+    decision = Decision(False, (reason,), None, None, 30, "EU")
+    english, chinese, spanish = (explain(decision, lang)[0] for lang in ("en", "zh-Hans", "es"))
+    assert english.endswith(f" ({source})")
+    assert spanish.endswith(f" ({source})")
+    assert chinese.endswith(f"（{source}）")
+
+
+def test_own_rules_cite_no_law() -> None:
+    """Rules of NeuroGate's own design carry no source; every other family does."""
+    for reason in reason_ids():
+        own = reason.split(".", 1)[0] in ("consent", "purpose", "child", "capacity") or (
+            "." not in reason)
+        assert (reason_source(reason) is None) == own, reason
+
+
+def test_ct_rule_explained_in_decision_with_its_date() -> None:
+    """A 13-year-old in Connecticut on 2026-07-01 is refused sale with the law cited."""
+    decision = run(Case(age=13, now=CT_START, jurisdiction="US-CT", **SHARING,
+                        expect=("child.no-sale-or-sharing", CT)))
+    assert decision.reasons == ("child.no-sale-or-sharing", CT)
+    assert explain(decision, "en")[1] == (
+        "The brain data of someone aged 13 to 17 are never sold or used for targeted "
+        "advertising here, even with consent. (Connecticut SB 1295, 2025; in force 2026-07-01)"
+    )
+
+
+def test_profile_may_allow_restricted_purpose_for_adults_never_children(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A profile that allows insurance pricing lets an adult consent, never a child."""
+    shipped = resources.files("neurogate.consent").joinpath("jurisdictions.toml").read_text(
+        "utf-8")
+    text = shipped.replace('[profile.CL]\n', '[profile.CL]\n'
+                           'allowed_restricted_purposes = ["insurance_pricing"]\n', 1)
+    profiles = parse_profiles(text)
+    assert profiles["CL"].allowed_restricted_purposes == frozenset({"insurance_pricing"})
+    monkeypatch.setattr(jurisdictions, "load_profiles", lambda: profiles)
+    adult = run(Case(jurisdiction="CL", **COMMERCIAL_OK, purpose="insurance_pricing",
+                     product="band_power"))
+    assert adult.allowed
+    child = run(Case(**CHILD, jurisdiction="CL", **COMMERCIAL_OK, purpose="insurance_pricing",
+                     product="band_power"))
+    assert child.reasons == ("unesco.restricted-purpose-never-for-children",)
+    elsewhere = run(Case(jurisdiction="CRC", **COMMERCIAL_OK, purpose="insurance_pricing",
+                         product="band_power"))
+    assert elsewhere.reasons == ("unesco.restricted-purpose-refused",)
 
 
 def test_explain_rejects_unknown_language() -> None:
