@@ -13,6 +13,9 @@ from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from neurogate.consent.jurisdictions import REQUEST_KINDS
+from neurogate.consent.policy import DEPLOYMENT_CONTEXTS
+
 ROLES = ("subject", "guardian", "clinician", "admin", "vendor", "app_owner", "auditor")
 CAPACITIES = ("full", "lacking")
 CRIA_STATUSES = ("none", "submitted", "approved")
@@ -21,6 +24,7 @@ ASSENT_STATES = ("not_required", "pending", "given", "dissent")
 CONSENT_STATUSES = ("active", "revoked", "expired")
 CONCERN_STATUSES = ("open", "answered")
 GUARDIAN_RELATIONSHIPS = ("parent", "legal_guardian", "legal_representative")
+REQUEST_STATUSES = ("open", "done")
 # Roles a hospital identity provider may give (never subject or guardian: the people
 # whose data flows sign in with their own passwords).
 OIDC_ROLES = ("clinician", "admin")
@@ -188,6 +192,8 @@ class App(SQLModel, table=True):
     declared_purposes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     cria_status: str = "none"
     suspended: bool = False
+    # Where the app is used (DEPLOYMENT_CONTEXTS); the EU AI Act Art. 5(1)(f) rule reads it.
+    deployment_context: str = "home"
     created_at: datetime = _ts()
 
 
@@ -308,6 +314,27 @@ class Concern(SQLModel, table=True):
     answer: str | None = None
     answered_by: str | None = Field(default=None, foreign_key="accounts.id")
     answered_at: datetime | None = _ts(nullable=True)
+
+
+class SubjectRequest(SQLModel, table=True):
+    """A request a law sets a deadline for (delete, limit use, access), filed for a subject
+    and tracked until an admin completes it; the sweeper stamps overdue ones."""
+
+    __tablename__ = "subject_requests"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    subject_id: str = Field(foreign_key="subjects.id", index=True)
+    kind: str  # REQUEST_KINDS
+    filed_by: str | None = Field(default=None, foreign_key="accounts.id")
+    consent_id: str | None = Field(default=None, foreign_key="consents.id")
+    jurisdiction: str  # the subject's profile when filed: it sets the deadline
+    free_of_charge: bool = True
+    status: str = Field(default="open", index=True)  # REQUEST_STATUSES
+    filed_at: datetime = _ts()
+    due_at: datetime = _ts()
+    overdue_at: datetime | None = _ts(nullable=True)
+    completed_at: datetime | None = _ts(nullable=True)
+    completed_by: str | None = Field(default=None, foreign_key="accounts.id")
 
 
 class LedgerLeaf(SQLModel, table=True):
@@ -436,9 +463,12 @@ __all__ = [
     "CONCERN_STATUSES",
     "CONSENT_STATUSES",
     "CRIA_STATUSES",
+    "DEPLOYMENT_CONTEXTS",
     "GRANT_CAPACITIES",
     "GUARDIAN_RELATIONSHIPS",
     "OIDC_ROLES",
+    "REQUEST_KINDS",
+    "REQUEST_STATUSES",
     "ROLES",
     "AbuseCount",
     "Account",
@@ -464,6 +494,7 @@ __all__ = [
     "OidcIdentity",
     "OidcRoleMapping",
     "Subject",
+    "SubjectRequest",
     "new_id",
     "utcnow",
 ]
