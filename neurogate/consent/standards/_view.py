@@ -53,6 +53,7 @@ class ConsentView:
     controller: str  # the gateway deployment that keeps the consent (its ledger origin)
     public_key: str  # the ledger's verifier key, which signs the consent's receipts
     events: tuple[EventView, ...]
+    renewed: bool = False  # an earlier consent of the same subject, app and purpose exists
 
 
 SYSTEM = Actor(pseudonym="gateway", role="system")
@@ -89,10 +90,14 @@ def consent_view(*, session: Session, consent: Consent, patient: str, controller
         for row in rows
     )
     recorder = _actor(session, consent.recorded_by) or SYSTEM
+    earlier = session.exec(select(Consent.id).where(
+        Consent.subject_id == consent.subject_id, Consent.app_id == consent.app_id,
+        Consent.purpose_id == consent.purpose_id, Consent.id != consent.id,
+        col(Consent.granted_at) <= consent.granted_at)).first()
     return ConsentView(
         consent=consent, patient=patient, app_id=app.id, app_name=app.name,
         app_commercial=app.commercial, grantor=_actor(session, consent.granted_by),
         recorder=recorder, assent_recorder=_actor(session, consent.assent_recorded_by),
         child=child, jurisdiction=subject.jurisdiction, controller=controller,
-        public_key=public_key, events=events,
+        public_key=public_key, events=events, renewed=earlier is not None,
     )

@@ -25,7 +25,8 @@ _FHIR_ROLE = {"subject": "Patient", "guardian": "RelatedPerson", "clinician": "P
 
 
 def _time(value: datetime) -> str:
-    return value.isoformat(timespec="seconds")
+    """FHIR dateTime, to the microsecond the store keeps (an import keeps the same end)."""
+    return value.isoformat()
 
 
 def _ref(kind: str, system: str, value: str, display: str | None = None) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def _data(purpose_id: str, products: list[str], *, resolution: bool) -> list[dic
     for product in products:
         item: dict[str, Any] = {"meaning": "instance", "reference": {
             "identifier": {"system": c.PRODUCT_SYSTEM, "value": product}, "display": product}}
-        if resolution:
+        if resolution and product in purpose.products:
             res = purpose.products[product]
             item["extension"] = [{"url": c.EXT_RESOLUTION, "extension": [
                 {"url": "window_s", "valueDecimal": res.window_s},

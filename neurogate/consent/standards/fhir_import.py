@@ -90,25 +90,30 @@ def _paths(version: str) -> dict[str, str]:
 def _provision(resource: dict[str, Any], version: str, paths: dict[str, str]) -> dict[str, Any]:
     if version == "R5":
         if resource.get("decision", "permit") != "permit":
-            raise _invalid("decision", "NeuroGate imports consents that permit a use; "
+            where = "decision"
+            raise _invalid(where, "NeuroGate imports consents that permit a use; "
                            f"this one has decision {resource.get('decision')!r}.")
         provisions = resource.get("provision") or []
         if len(provisions) != 1:
-            raise _invalid("provision", "give exactly one provision (one purpose for one "
+            where = "provision"
+            raise _invalid(where, "give exactly one provision (one purpose for one "
                            f"app), but got {len(provisions)}.")
         provision = dict(provisions[0])
     else:
         provision = dict(resource.get("provision") or {})
         if provision.get("type") != "permit":
-            raise _invalid("provision.type", "the top provision must be 'permit', but got "
+            where = "provision.type"
+            raise _invalid(where, "the top provision must be 'permit', but got "
                            f"{provision.get('type')!r}.")
     for index, nested in enumerate(provision.get("provision") or []):
         if version == "R4" and nested.get("type") != "deny":
-            raise _invalid(f"{paths['provision']}.provision[{index}].type",
+            where = f"{paths['provision']}.provision[{index}].type"
+            raise _invalid(where,
                            "nested provisions may only deny (NeuroGate denies everything "
                            f"a consent does not permit), but got {nested.get('type')!r}.")
         if nested.get("provision"):
-            raise _invalid(f"{paths['provision']}.provision[{index}].provision",
+            where = f"{paths['provision']}.provision[{index}].provision"
+            raise _invalid(where,
                            "provisions nest one level deep only.")
     return provision
 
@@ -197,12 +202,14 @@ def read_terms(resource: Any) -> FhirTerms:
     """Validate a FHIR Consent and read it in NeuroGate's terms."""
     if not isinstance(resource, dict) or resource.get("resourceType") != "Consent":
         got = resource.get("resourceType") if isinstance(resource, dict) else type(resource)
-        raise _invalid("resourceType", f"it must be 'Consent', but got {str(got)[:40]!r}.")
+        where = "resourceType"
+        raise _invalid(where, f"it must be 'Consent', but got {str(got)[:40]!r}.")
     version = _version_of(resource)
     validate(resource, version)
     paths = _paths(version)
     if resource.get("status") != "active":
-        raise _invalid("status", "NeuroGate imports active consents only, but got "
+        where = "status"
+        raise _invalid(where, "NeuroGate imports active consents only, but got "
                        f"{resource.get('status')!r}.")
     provision = _provision(resource, version, paths)
     purpose_id = _purpose(provision, paths["purpose_id"])
