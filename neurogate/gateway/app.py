@@ -25,9 +25,11 @@ from neurogate.gateway.routes import (
     apps,
     auth,
     care,
+    consent_records,
     consents,
     decisions,
     devices,
+    fhir,
     ledger,
     purposes,
     streams,
@@ -144,7 +146,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     security.install(app, gateway.settings)
     docs_ui.install(app, gateway.settings)
     for module in (auth, subjects, care, apps, devices, purposes, consents, decisions, ledger,
-                   streams):
+                   streams, consent_records, fhir):
         app.include_router(module.router)
     app.include_router(consents.connections)
     portal.install(app)
