@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
+from neurogate.gateway import asyncapi
 from neurogate.settings import Settings
 
 SWAGGER_UI_VERSION = "5.35.0"
@@ -34,6 +35,8 @@ def docs_page(*, title: str, openapi_url: str) -> str:
 <link rel="icon" type="image/png" href="{STATIC_PATH}/favicon-32x32.png">
 </head>
 <body>
+<p>The WebSocket streams (device ingest, app subscription) are described in AsyncAPI 3.0:
+<a href="{asyncapi.ASYNCAPI_PATH}">{asyncapi.ASYNCAPI_PATH}</a>.</p>
 <div id="swagger-ui" data-openapi-url="{escape(openapi_url)}"></div>
 <script src="{STATIC_PATH}/swagger-ui-bundle.js"></script>
 <script src="{STATIC_PATH}/neurogate-init.js"></script>
@@ -46,8 +49,10 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Serve /docs and its assets on ``app`` unless ``settings.docs_enabled`` is false.
 
     Build the app with ``docs_url=None`` and ``redoc_url=None`` so that FastAPI's own pages
-    (which load Swagger UI and ReDoc from a CDN) are not served.
+    (which load Swagger UI and ReDoc from a CDN) are not served. The AsyncAPI document of
+    the streams is served at /asyncapi.json either way, like /openapi.json.
     """
+    asyncapi.install(app)
     if not settings.docs_enabled or app.openapi_url is None:
         return
     page = docs_page(title=app.title, openapi_url=app.openapi_url)

@@ -1,0 +1,87 @@
+"""Every JSON message a test client receives is checked against the gateway's AsyncAPI
+document (the schemas `neurogate.gateway.asyncapi.build_document` builds, which the gateway
+serves at /asyncapi.json; tests/gateway/test_asyncapi.py checks the two are the same).
+
+`check` validates one message of an endpoint (``"ingest"`` or ``"subscribe"``) and
+records a failure in `FAILURES` as well as raising, because many messages are read in
+background threads where an exception alone would go unnoticed. The library's clients
+(`neurogate_client.DeviceClient`, `neurogate_client.AppSubscription`) report what they
+receive through `neurogate_client.add_message_listener`, which `install` registers; the
+raw-socket helpers of tests/e2e/live.py call `check` themselves. tests/e2e/conftest.py
+fails any test after which `FAILURES` is not empty.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+import jsonschema
+from neurogate_client import add_message_listener
+
+from neurogate.gateway.asyncapi import build_document
+
+FAILURES: list[str] = []
+_LOCK = threading.Lock()
+# What the gateway sends on each endpoint (operations with action "send", and replies).
+_SENT_BY_GATEWAY = {"ingest": ("welcome", "error"),
+                    "subscribe": ("subscribed", "refused", "data", "gap", "revoked", "error")}
+
+
+@functools.cache
+def _validators() -> dict[str, list[tuple[str, jsonschema.Draft7Validator]]]:
+    messages = build_document()["components"]["messages"]
+    out: dict[str, list[tuple[str, jsonschema.Draft7Validator]]] = {}
+    for endpoint, names in _SENT_BY_GATEWAY.items():
+        out[endpoint] = []
+        for name in names:
+            schema = messages[name]["payload"]
+            jsonschema.Draft7Validator.check_schema(schema)
+            out[endpoint].append((schema["properties"]["type"]["const"],
+                                  jsonschema.Draft7Validator(schema)))
+    return out
+
+
+def problems(endpoint: str, message: Any) -> list[str]:
+    """Why ``message`` does not match any message the document lets the gateway send on
+    ``endpoint`` (empty if it matches one)."""
+    if not isinstance(message, dict):
+        return [f"{endpoint}: a JSON message must be an object, got {type(message).__name__}"]
+    candidates = [v for kind, v in _validators()[endpoint] if kind == message.get("type")]
+    if not candidates:
+        return [f"{endpoint}: the AsyncAPI document has no message of type "
+                f"{message.get('type')!r}: {message}"]
+    found: list[str] = []
+    for validator in candidates:
+        errors = sorted(validator.iter_errors(message), key=str)
+        if not errors:
+            return []
+        found += [f"{endpoint}: {e.message} at {list(e.absolute_path)} in {message}"
+                  for e in errors]
+    return found
+
+
+def check(endpoint: str, message: Any) -> None:
+    """Record and raise if ``message`` does not validate against the document."""
+    found = problems(endpoint, message)
+    if found:
+        with _LOCK:
+            FAILURES.extend(found)
+        raise AssertionError("; ".join(found))
+
+
+def take_failures() -> list[str]:
+    """The failures recorded so far (and forget them)."""
+    with _LOCK:
+        found = list(FAILURES)
+        FAILURES.clear()
+    return found
+
+
+def install() -> None:
+    """Check every message the client library receives, from now on (idempotent)."""
+    add_message_listener(check)
+
+
+install()
