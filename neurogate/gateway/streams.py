@@ -10,8 +10,14 @@ when it subscribed, and delivery is gated per chunk by cheap checks only:
   ends ``NEUROGATE_STORE_LEASE_SECONDS`` after the store last answered, or at once when a
   read fails, and then nothing leaves the gateway (fail closed).
 
-A slow app has a bounded queue that drops its oldest messages and tells the app how many
-it lost; it never slows the device or other apps.
+Each product is computed once per chunk, and only while some subscription that may
+receive it takes it; a product is reduced once per (stream, product, resolution), whatever
+the number of apps taking it at that resolution, and each reduced frame is rendered once
+per format: every subscriber gets the same bytes, with its own sequence number patched in.
+
+A slow app has a bounded queue that drops its oldest messages, and messages that waited
+longer than ``MAX_QUEUE_AGE_SECONDS``, and tells the app how many it lost; it never slows
+the device or other apps.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import collections
 import json
 import logging
 import math
+import struct
 import threading
 import time
 import uuid
@@ -48,6 +55,7 @@ from neurogate.signal import Frame, Resolution, ResolutionReducer, StreamPipelin
 log = logging.getLogger("neurogate.streams")
 
 QUEUE_LIMIT = 256  # messages per app before the oldest are dropped
+MAX_QUEUE_AGE_SECONDS = 1.0  # a message that waited longer for a slow app is dropped
 DEFAULT_LEASE_SECONDS = 0.5  # how long one answer of the store lets data flow
 RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rate...
 RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
@@ -91,22 +99,59 @@ class Subscription:
     queue: collections.deque[str | bytes] = field(
         default_factory=lambda: collections.deque(maxlen=QUEUE_LIMIT))
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    reducers: dict[tuple[str, str], ResolutionReducer] = field(default_factory=dict)
+    ending: asyncio.Event = field(default_factory=asyncio.Event)  # set by `end`
     sequence: int = 0
+    # When each queued message was queued (monotonic), oldest first, beside ``queue``.
+    queued_at: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=QUEUE_LIMIT))
 
     def enqueue(self, message: str | bytes) -> None:
+        """Queue a message for the app (dropping the oldest when the queue is full)."""
         if len(self.queue) == self.queue.maxlen:
             self.dropped += 1
             self.unreported_drops += 1
         self.queue.append(message)
+        self.queued_at.append(time.monotonic())
         self.wakeup.set()
+
+    def take(self, max_age: float = MAX_QUEUE_AGE_SECONDS) -> str | bytes | None:
+        """The next queued message that waited at most ``max_age`` seconds, or None.
+
+        Older ones are dropped and counted for the next ``gap``, so a slow app gets recent
+        data and learns what it lost, never data that is seconds late."""
+        queue, born = self.queue, self.queued_at
+        while len(born) > len(queue):  # messages taken from ``queue`` directly
+            born.popleft()
+        oldest = time.monotonic() - max_age
+        stale = 0
+        while born and born[0] < oldest:
+            born.popleft()
+            queue.popleft()
+            stale += 1
+        if stale:
+            self.dropped += stale
+            self.unreported_drops += stale
+        if not queue:
+            return None
+        born.popleft()
+        return queue.popleft()
+
+    def withhold(self) -> None:
+        """Drop everything queued (counted for the next ``gap``)."""
+        withheld = len(self.queue)
+        self.queue.clear()
+        self.queued_at.clear()
+        self.dropped += withheld
+        self.unreported_drops += withheld
 
     def end(self, code: int, message: dict[str, Any]) -> None:
         """Stop delivery now and ask the sender to close with ``code`` after ``message``."""
         self.open = False
         self.queue.clear()
+        self.queued_at.clear()
         self.closing = (code, message)
         self.wakeup.set()
+        self.ending.set()
 
 
 class LiveStream:
@@ -128,6 +173,12 @@ class LiveStream:
         self.samples = 0
         self.rejected = 0
         self.ended: str | None = None  # set when the device is unpaired mid-stream
+        # One reducer per (product, resolution delivered), shared by the subscriptions
+        # that take the product at that resolution.
+        self.reducers: dict[tuple[str, Resolution], ResolutionReducer] = {}
+        # Per subscription id: the grant seen and the resolution of each product it takes.
+        self.targets: dict[str, tuple[Grant, dict[str, Resolution]]] = {}
+        self.product_order = {name: i for i, name in enumerate(self.pipeline.resolutions)}
         self._budget = hello.sampling_rate * RATE_BURST_SECONDS
         self._budget_at: float | None = None  # the budget starts refilling at frame one
 
@@ -212,15 +263,38 @@ def target_resolution(allowed: Resolution, native: Resolution) -> Resolution:
                       min(allowed.output_rate_hz, native.output_rate_hz), channels)
 
 
-def render_json(frame: Frame, sequence: int) -> str:
-    """A product frame as the JSON ``data`` message of the protocol."""
+def render_json_parts(frame: Frame) -> tuple[str, str]:
+    """The JSON ``data`` message of a frame, split where the sequence number goes.
+
+    Values are written in full precision, each float as the shortest text that reads back
+    as the same number (Python's ``repr``), so band power around 1e-13 V² keeps its
+    digits."""
     data = frame.data
-    return json.dumps({
-        "type": "data", "product": frame.product, "seq": sequence, "t": frame.t,
-        "labels": list(frame.labels), "columns": list(frame.columns),
+    head = json.dumps({"type": "data", "product": frame.product},
+                      separators=(",", ":"))[:-1] + ',"seq":'
+    tail = json.dumps({
+        "t": frame.t, "labels": list(frame.labels), "columns": list(frame.columns),
         "window_s": frame.resolution.window_s, "rate_hz": frame.resolution.output_rate_hz,
         "data": data.tolist() if data.ndim else float(data),
     }, separators=(",", ":"))
+    return head, "," + tail[1:]
+
+
+def render_json(frame: Frame, sequence: int) -> str:
+    """A product frame as the JSON ``data`` message of the protocol."""
+    head, tail = render_json_parts(frame)
+    return f"{head}{sequence}{tail}"
+
+
+def with_sequence(frame: bytes, sequence: int) -> bytes:
+    """A binary frame with its header's sequence number replaced."""
+    return b"".join((frame[:_SEQUENCE_AT], _SEQUENCE.pack(sequence & SEQUENCE_MASK),
+                     frame[_SEQUENCE_AT + _SEQUENCE.size:]))
+
+
+_SEQUENCE = struct.Struct("<I")
+_SEQUENCE_AT = 4  # magic (2 bytes), version, kind, then the uint32 sequence
+_KINDS = {"raw": KIND_RAW, "filtered": KIND_FILTERED}
 
 
 class StreamHub:
@@ -300,8 +374,9 @@ class StreamHub:
         samples, t0, notices = stream.check(frame)
         if samples is None:
             return notices
+        groups = self._groups(stream)
         try:
-            batch = stream.pipeline.push(samples, t0)
+            batch = stream.pipeline.push(samples, t0, products={p for p, _ in groups})
         except SignalError as exc:
             # Dropped for its content, like rows 6 and 7: the same number may come again.
             sequence = ((stream.expected_sequence or 0) - 1) & SEQUENCE_MASK
@@ -314,27 +389,66 @@ class StreamHub:
             return notices
         stream.frames += 1
         stream.samples += samples.shape[1]
-        for sub in self.by_subject.get(stream.subject_id, ()):
-            if not self.may_deliver(sub):
-                continue
-            for product, native in stream.pipeline.resolutions.items():
-                allowed = sub.grant.products.get(product)
-                frames = batch[product]
-                if allowed is None or not frames:
-                    continue
-                key = (stream.id, product)
-                reducer = sub.reducers.get(key)
-                if reducer is None:
-                    reducer = ResolutionReducer(product, native,
-                                                target_resolution(allowed, native))
-                    sub.reducers[key] = reducer
-                for out in reducer.process(frames):
-                    sub.sequence += 1
-                    sub.enqueue(self.render(sub, out))
+        for key, subs in groups.items():
+            self._fan_out(stream, key, subs, batch[key[0]])
+        if len(stream.reducers) > len(groups):  # nobody takes these any more
+            for key in [k for k in stream.reducers if k not in groups]:
+                del stream.reducers[key]
         return notices
+
+    def _groups(self, stream: LiveStream) -> dict[tuple[str, Resolution], list[Subscription]]:
+        """The subscriptions that may receive data now, by (product, resolution delivered),
+        in the pipeline's product order."""
+        groups: dict[tuple[str, Resolution], list[Subscription]] = {}
+        targets = stream.targets
+        subs = [sub for sub in self.by_subject.get(stream.subject_id, ())
+                if self.may_deliver(sub)]
+        for sub in subs:
+            cached = targets.get(sub.id)
+            if cached is None or cached[0] is not sub.grant:
+                native = stream.pipeline.resolutions
+                cached = (sub.grant, {
+                    product: target_resolution(allowed, native[product])
+                    for product, allowed in sub.grant.products.items() if product in native})
+                targets[sub.id] = cached
+            for product, target in cached[1].items():
+                groups.setdefault((product, target), []).append(sub)
+        if len(targets) > len(subs) + 16:  # forget subscriptions that went away
+            live = {sub.id for sub in self.by_subject.get(stream.subject_id, ())}
+            for sub_id in [s for s in targets if s not in live]:
+                del targets[sub_id]
+        order = stream.product_order
+        return dict(sorted(groups.items(), key=lambda item: order[item[0][0]]))
+
+    @staticmethod
+    def _fan_out(stream: LiveStream, key: tuple[str, Resolution], subs: list[Subscription],
+                 frames: list[Frame]) -> None:
+        """Reduce a product once, render each frame once per format, queue it for all."""
+        if not frames:
+            return
+        product, target = key
+        reducer = stream.reducers.get(key)
+        if reducer is None:
+            reducer = ResolutionReducer(product, stream.pipeline.resolutions[product], target)
+            stream.reducers[key] = reducer
+        kind = _KINDS.get(product)
+        for out in reducer.process(frames):
+            text: tuple[str, str] | None = None
+            binary: bytes | None = None
+            for sub in subs:
+                sub.sequence += 1
+                if sub.binary and kind is not None:
+                    if binary is None:
+                        binary = encode_frame(out.data, sequence=0, timestamp=out.t, kind=kind)
+                    sub.enqueue(with_sequence(binary, sub.sequence))
+                else:
+                    if text is None:
+                        text = render_json_parts(out)
+                    sub.enqueue(f"{text[0]}{sub.sequence}{text[1]}")
 
     @staticmethod
     def render(sub: Subscription, frame: Frame) -> str | bytes:
+        """One frame as the message ``sub`` gets, with its current sequence number."""
         if sub.binary and frame.product in ("raw", "filtered"):
             kind = KIND_RAW if frame.product == "raw" else KIND_FILTERED
             return encode_frame(frame.data, sequence=sub.sequence, timestamp=frame.t, kind=kind)
@@ -427,5 +541,7 @@ __all__ = [
     "Subscription",
     "epoch_seconds",
     "render_json",
+    "render_json_parts",
     "target_resolution",
+    "with_sequence",
 ]

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import json
 import logging
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +42,9 @@ from neurogate.gateway.streams import STORE_UNAVAILABLE, LiveStream, Subscriptio
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("neurogate.streams")
 HELLO_TIMEOUT_SECONDS = 10.0
+WRITE_BUFFER_BYTES = 64 * 1024  # an app's transport pauses the sender above this
+SEND_BUFFER_BYTES = 64 * 1024  # SO_SNDBUF of an app's socket (Linux doubles it)
+CLOSE_TIMEOUT_SECONDS = 1.0  # a closing message an app does not take in time: connection cut
 _HELLO_CODES = {CloseCode.FORBIDDEN: "unpaired", CloseCode.DUPLICATE_STREAM: "duplicate_stream"}
 
 
@@ -237,7 +241,8 @@ async def ingest_stream(ws: WebSocket) -> None:
                    f"pairs it with POST /v1/devices/{device.id}/pairing.")
             raise ProtocolError(msg, close_code=CloseCode.FORBIDDEN)
         try:
-            stream = LiveStream(device_id=device.id, subject_id=subject.id, hello=hello)
+            stream = await run_in_threadpool(functools.partial(  # filter design: off the loop
+                LiveStream, device_id=device.id, subject_id=subject.id, hello=hello))
         except NeurogateError as exc:  # the pipeline cannot process this layout
             raise ProtocolError(exc.message, close_code=CloseCode.BAD_HELLO) from exc
         gateway.hub.open_stream(stream)
@@ -292,33 +297,77 @@ async def ingest_stream(ws: WebSocket) -> None:
             dropped=stream.rejected))
 
 
+def _transport(ws: WebSocket) -> asyncio.WriteTransport | None:
+    """The server's transport under a WebSocket (uvicorn's protocol holds it), or None."""
+    todo: list[Any] = [getattr(ws, "_send", None)]
+    for _ in range(8):  # through any ASGI wrappers of ``send`` (closures)
+        if not todo:
+            break
+        send = todo.pop()
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if isinstance(transport, asyncio.WriteTransport):
+            return transport
+        todo += [c.cell_contents for c in getattr(send, "__closure__", None) or ()
+                 if callable(c.cell_contents)]
+    return None
+
+
+def _bound_buffers(ws: WebSocket) -> asyncio.WriteTransport | None:
+    """Keep what waits for a slow app in its queue (where it ages out and is reported as a
+    ``gap``), not in socket buffers: a small write buffer and kernel send buffer."""
+    transport = _transport(ws)
+    if transport is None:
+        return None
+    with contextlib.suppress(Exception):
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_BYTES)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    return transport
+
+
 async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None:
+    """Send the queued messages, oldest first; report losses with a ``gap`` before the
+    next message that is delivered."""
     hub = gateway.hub
-    while True:
+    while True:  # until cancelled: `_close_when_ended` closes
         await sub.wakeup.wait()
         sub.wakeup.clear()
-        if sub.closing is not None:
-            code, message = sub.closing
-            await _close(ws, code, message)
-            return
-        if sub.unreported_drops:
-            lost, sub.unreported_drops = sub.unreported_drops, 0
-            await ws.send_text(json.dumps({"type": "gap", "dropped": lost}))
-        while sub.queue:
-            item = sub.queue.popleft()
-            if not hub.may_deliver(sub):  # checked again at the last moment
-                withheld = len(sub.queue) + 1
-                sub.queue.clear()
-                sub.dropped += withheld
-                sub.unreported_drops += withheld
+        while sub.closing is None:
+            item = sub.take()
+            if item is None:
                 break
+            if not hub.may_deliver(sub):  # checked again at the last moment
+                sub.withhold()
+                sub.dropped += 1
+                sub.unreported_drops += 1
+                break
+            if sub.unreported_drops:
+                lost, sub.unreported_drops = sub.unreported_drops, 0
+                await ws.send_text(json.dumps({"type": "gap", "dropped": lost}))
             if isinstance(item, bytes):
                 await ws.send_bytes(item)
             else:
                 await ws.send_text(item)
             sub.delivered += 1
-            if sub.closing is not None:
-                break
+
+
+async def _close_when_ended(ws: WebSocket, sub: Subscription, sender: asyncio.Task[None],
+                            transport: asyncio.WriteTransport | None) -> None:
+    """Once the subscription ends (revoked, expired, store lost), stop sending data and
+    close at once, ahead of anything queued; an app that does not take the close within
+    ``CLOSE_TIMEOUT_SECONDS`` (its socket full) loses the connection."""
+    await sub.ending.wait()
+    sender.cancel()  # a send waiting for a full socket has written nothing yet
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await sender
+    assert sub.closing is not None
+    code, message = sub.closing
+    try:
+        await asyncio.wait_for(_close(ws, code, message), CLOSE_TIMEOUT_SECONDS)
+    except TimeoutError:
+        if transport is not None:
+            transport.abort()
 
 
 @router.websocket("/v1/stream/subscribe")
@@ -395,12 +444,14 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
         "valid_until": outcome.valid_until,
         "not_allowed": {"reasons": list(outcome.reasons),
                         "explanations": list(outcome.explanations)}}))
+    transport = _bound_buffers(ws)
     sender = asyncio.create_task(_send_loop(ws, sub, gateway))
     receiver = asyncio.create_task(_drain(ws))
+    closer = asyncio.create_task(_close_when_ended(ws, sub, sender, transport))
     try:
-        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({closer, sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (sender, receiver):
+        for task in (closer, sender, receiver):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
