@@ -30,7 +30,7 @@ def test_docs_page_loads_only_packaged_assets_and_no_inline_script(client: TestC
     assert "<style" not in html
     assert " style=" not in html
     assert re.findall(r'(?:src|href)="([^"]+)"', html) == [
-        f"{STATIC_PATH}/swagger-ui.css", f"{STATIC_PATH}/favicon-32x32.png",
+        f"{STATIC_PATH}/swagger-ui.css", f"{STATIC_PATH}/favicon-32x32.png", "/asyncapi.json",
         f"{STATIC_PATH}/swagger-ui-bundle.js", f"{STATIC_PATH}/neurogate-init.js"]
     assert 'data-openapi-url="/openapi.json"' in html
 
