@@ -62,11 +62,13 @@ class Settings(BaseSettings):
     # Largest request body the REST API reads (the largest valid one is a few KiB).
     max_body_bytes: int = 1024 * 1024
     # Encrypted recordings (docs/recordings.md): on where a purpose keeps data and a
-    # key-encryption key is given, as a key file or as the key itself (never inside
-    # ``data_dir``); segment length; how often the retention sweeper runs.
+    # key-encryption key is given, as a key file or as the key itself, with the wrapped
+    # data keys in a key directory (both never inside ``data_dir``); segment length;
+    # how often the retention sweeper runs.
     recording_enabled: bool = True
     recording_kek_file: Path | None = None
     recording_kek: SecretStr | None = None
+    recording_key_dir: Path | None = None
     recording_segment_seconds: float = 10.0
     retention_sweep_seconds: float = 300.0
 

@@ -405,13 +405,13 @@ class LiveStreamRecord(SQLModel, table=True):
 
 
 class DataKey(SQLModel, table=True):
-    """A subject's recording data key (AES-256), wrapped by the key-encryption key of
-    ``kek_version``. Deleting the row crypto-shreds every recording of the subject."""
+    """That a subject has a recording data key (AES-256), and the key-encryption key
+    version wrapping it. The wrapped key itself lives in the key directory, outside the
+    data directory and its backups; erasure deletes both (crypto-shredding)."""
 
     __tablename__ = "data_keys"
 
     subject_id: str = Field(foreign_key="subjects.id", primary_key=True)
-    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     kek_version: int = Field(index=True)
     created_at: datetime = _ts()
     rotated_at: datetime | None = _ts(nullable=True)

@@ -21,6 +21,7 @@ from neurogate.consent.consents import expire_due
 from neurogate.errors import NeurogateError
 from neurogate.gateway import docs_ui, egress, errors, openapi, portal, security, stream_records
 from neurogate.gateway.oauth import TokenServer
+from neurogate.gateway.recording import keep as keep_recordings
 from neurogate.gateway.routes import (
     apps,
     auth,
@@ -35,6 +36,7 @@ from neurogate.gateway.routes import (
     streams,
     subjects,
 )
+from neurogate.gateway.routes import recordings as recordings_routes
 from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.gateway.streams import Subscription
 from neurogate.settings import Settings, get_settings
@@ -112,6 +114,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                  asyncio.create_task(_flush_abuse_forever(gateway)),
                  asyncio.create_task(egress.watch(gateway, leased)),
                  asyncio.create_task(stream_records.keep(gateway))]
+        tasks.insert(0, asyncio.create_task(keep_recordings(gateway)))  # recorders, retention
         # Serve once the store lease holds (or the first probe failed).
         await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
                            return_when=asyncio.FIRST_COMPLETED)
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                    streams, consent_records, fhir):
         app.include_router(module.router)
     app.include_router(consents.connections)
+    app.include_router(recordings_routes.router)
     portal.install(app)
     token_server = TokenServer(gateway)
 

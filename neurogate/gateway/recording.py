@@ -37,6 +37,7 @@ from neurogate.recordings import (
     delete_recording,
     load_keyring,
     load_rules,
+    shred,
     sweep,
 )
 
@@ -80,7 +81,18 @@ def keyring_of(gateway: Gateway) -> Keyring | None:
     settings = gateway.settings
     secret = settings.recording_kek.get_secret_value() if settings.recording_kek else None
     return load_keyring(kek_file=settings.recording_kek_file, kek=secret,
-                        data_dir=settings.data_dir)
+                        data_dir=settings.data_dir, key_dir=settings.recording_key_dir)
+
+
+def shredder(gateway: Gateway) -> Any:
+    """The ``shred`` collaborator of ``rights.erase``: deletes a subject's wrapped data key
+    (a no-op returning False when recording is off)."""
+    keyring = keyring_of(gateway)
+
+    def shred_key(subject_id: str) -> bool:
+        return keyring is not None and shred(keyring, subject_id)
+
+    return shred_key
 
 
 def remove_files(gateway: Gateway, recording_ids: list[str]) -> None:
@@ -273,4 +285,4 @@ def recording_ids_of(session: Session, subject_id: str) -> list[str]:
 
 
 __all__ = ["RecorderSubscription", "Recorders", "keep", "keyring_of", "remove_files",
-           "segment_store", "sweep_retention"]
+           "segment_store", "shredder", "sweep_retention"]

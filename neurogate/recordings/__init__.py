@@ -16,7 +16,14 @@ from neurogate.recordings.crypto import (
     write_keyring,
 )
 from neurogate.recordings.export import export_files, recording_edf, recordings_metadata
-from neurogate.recordings.keys import data_key, destroy_data_key, key_status, retire, rotate
+from neurogate.recordings.keys import (
+    commit_rotation,
+    data_key,
+    destroy_data_key,
+    key_status,
+    rotate,
+    shred,
+)
 from neurogate.recordings.retention import (
     RetentionRules,
     due,
@@ -39,6 +46,7 @@ __all__ = [
     "RetentionRules",
     "SegmentData",
     "SegmentStore",
+    "commit_rotation",
     "data_key",
     "decrypt",
     "delete_recording",
@@ -55,10 +63,10 @@ __all__ = [
     "read_segment",
     "recording_edf",
     "recordings_metadata",
-    "retire",
     "rotate",
     "segment_aad",
     "segments_of",
+    "shred",
     "sweep",
     "write_keyring",
     "write_segment",

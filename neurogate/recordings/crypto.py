@@ -5,8 +5,11 @@ nonce, and with associated data that binds it to its recording id, segment index
 product and key version: a ciphertext moved to another place, another recording or
 another product no longer decrypts. Data keys are wrapped (AES-256-GCM again) under the
 key-encryption key (KEK) of a numbered version, with associated data naming the subject
-and the version. The KEK comes from a key file or from a setting, never from the data
-directory: a copy of the database and the segment files alone decrypts nothing.
+and the version. The KEK comes from a key file or from a setting, and the wrapped data
+keys live in a key directory (``NEUROGATE_RECORDING_KEY_DIR``, by default ``data-keys``
+beside the key file), never in the data directory: a copy of the database and the
+segment files decrypts nothing, and once erasure has deleted a subject's wrapped key, not
+even a copy taken before the erasure does.
 
 A keyring (file or ``NEUROGATE_RECORDING_KEK``) holds one line per KEK version::
 
@@ -29,14 +32,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from neurogate.consent.merkle import canonical_json
-from neurogate.errors import NeurogateError, ValidationError
+from neurogate.errors import ConflictError, ValidationError
 
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # 96-bit GCM nonce
 TAG_BYTES = 16
 
 
-class RecordingError(NeurogateError):
+class RecordingError(ConflictError):
     """A recording cannot be read or written: a key is missing or a ciphertext fails."""
 
     code = "recording_unavailable"
@@ -49,6 +52,7 @@ class Keyring:
     keys: dict[int, bytes]
     source: str
     path: Path | None = None
+    key_dir: Path | None = None  # the wrapped data keys, one file per subject
 
     @property
     def current(self) -> int:
@@ -69,7 +73,8 @@ def generate_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def parse_keyring(text: str, source: str, path: Path | None = None) -> Keyring:
+def parse_keyring(text: str, source: str, path: Path | None = None,
+                  key_dir: Path | None = None) -> Keyring:
     """Read ``v<N> <base64 key>`` lines (blank lines and ``#`` comments skipped)."""
     keys: dict[int, bytes] = {}
     for number, line in enumerate(text.splitlines(), 1):
@@ -94,7 +99,7 @@ def parse_keyring(text: str, source: str, path: Path | None = None) -> Keyring:
     if not keys:
         msg = f"Invalid {source}: it holds no key-encryption key."
         raise ValidationError(msg, field=source)
-    return Keyring(keys, source, path)
+    return Keyring(keys, source, path, key_dir)
 
 
 def format_keyring(keys: dict[int, bytes]) -> str:
@@ -113,23 +118,35 @@ def write_keyring(path: Path, keys: dict[int, bytes]) -> None:
     tmp.replace(path)
 
 
-def load_keyring(*, kek_file: Path | None, kek: str | None, data_dir: Path) -> Keyring | None:
+def _outside(path: Path, data_dir: Path, setting: str) -> None:
+    resolved, data = path.resolve(), data_dir.resolve()
+    if resolved == data or data in resolved.parents:
+        msg = (f"Invalid value for {setting}: {str(path)!r} is inside NEUROGATE_DATA_DIR "
+               f"({str(data_dir)!r}); keep recording keys outside the data they protect.")
+        raise ValidationError(msg, field=setting.removeprefix("NEUROGATE_").lower())
+
+
+def load_keyring(*, kek_file: Path | None, kek: str | None, data_dir: Path,
+                 key_dir: Path | None = None) -> Keyring | None:
     """The configured keyring, or None when no key-encryption key is configured.
 
-    A key file inside ``data_dir`` is refused: the key would sit beside the data."""
+    A key file or key directory inside ``data_dir`` is refused: the keys would sit
+    beside the data. A missing key file is created with a new random KEK (version 1)."""
     if kek_file is not None:
-        resolved, data = kek_file.resolve(), data_dir.resolve()
-        if resolved == data or data in resolved.parents:
-            msg = (f"Invalid value for NEUROGATE_RECORDING_KEK_FILE: {str(kek_file)!r} is "
-                   f"inside NEUROGATE_DATA_DIR ({str(data_dir)!r}); keep the key-encryption "
-                   f"key outside the data it protects.")
-            raise ValidationError(msg, field="recording_kek_file")
+        _outside(kek_file, data_dir, "NEUROGATE_RECORDING_KEK_FILE")
+        key_dir = key_dir or kek_file.parent / "data-keys"
+        _outside(key_dir, data_dir, "NEUROGATE_RECORDING_KEY_DIR")
         if not kek_file.exists():
             write_keyring(kek_file, {1: generate_key()})
         return parse_keyring(kek_file.read_text(encoding="ascii"),
-                             "NEUROGATE_RECORDING_KEK_FILE", kek_file)
+                             "NEUROGATE_RECORDING_KEK_FILE", kek_file, key_dir)
     if kek:
-        return parse_keyring(kek, "NEUROGATE_RECORDING_KEK")
+        if key_dir is None:
+            msg = ("NEUROGATE_RECORDING_KEK is set but NEUROGATE_RECORDING_KEY_DIR is not: "
+                   "name a directory outside NEUROGATE_DATA_DIR for the wrapped data keys.")
+            raise ValidationError(msg, field="recording_key_dir")
+        _outside(key_dir, data_dir, "NEUROGATE_RECORDING_KEY_DIR")
+        return parse_keyring(kek, "NEUROGATE_RECORDING_KEK", None, key_dir)
     return None
 
 

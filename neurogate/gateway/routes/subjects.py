@@ -16,6 +16,7 @@ from neurogate.consent.schemas import (
     SubjectPublic,
     SubjectUpdate,
 )
+from neurogate.gateway import recording
 from neurogate.gateway.deps import CurrentPrincipal, GatewayDep
 from neurogate.gateway.routes._params import STRICT_QUERY, IdPath
 
@@ -103,9 +104,18 @@ def export_subject(subject_id: IdPath, gw: GatewayDep,
 @router.post("/{subject_id}/erasure")
 def erase_subject(subject_id: IdPath, gw: GatewayDep,
                   principal: CurrentPrincipal) -> dict[str, Any]:
-    """Erase a subject: every consent revoked, personal data deleted (subject or guardian)."""
+    """Erase a subject: every consent revoked, personal data deleted, recordings
+    crypto-shredded and deleted; returns the signed erasure receipt and the copies apps
+    received (subject or guardian)."""
     with gw.transaction() as session:
-        index = rights.erase_subject(
-            session=session, ledger=gw.ledger, principal=principal, subject_id=subject_id
+        erasure = rights.erase(
+            session=session, ledger=gw.ledger, principal=principal, subject_id=subject_id,
+            shred=recording.shredder(gw),
         )
-    return {"erased": True, "ledger_index": index}
+    recording.remove_files(gw, list(erasure.recording_ids))
+    return {"erased": True, "ledger_index": erasure.ledger_index,
+            "recordings_deleted": len(erasure.recording_ids),
+            "segments_deleted": erasure.segments,
+            "data_key_destroyed": erasure.data_key_destroyed,
+            "copies_outside_gateway": [c.as_json() for c in erasure.copies],
+            "receipt": erasure.receipt}

@@ -23,7 +23,6 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('data_keys',
     sa.Column('subject_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('wrapped', sa.LargeBinary(), nullable=False),
     sa.Column('kek_version', sa.Integer(), nullable=False),
     sa.Column('created_at', neurogate.consent.models.UTCDateTime(timezone=True), nullable=False),
     sa.Column('rotated_at', neurogate.consent.models.UTCDateTime(timezone=True), nullable=True),
