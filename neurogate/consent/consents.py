@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
 from neurogate.consent.accounts import pseudonym
+from neurogate.consent.duties import file_deletion_after_revocation
 from neurogate.consent.jurisdictions import add_months, age_on, get_profile
 from neurogate.consent.ledger import Appended, Ledger
 from neurogate.consent.merkle import canonical_json
@@ -68,6 +69,7 @@ def app_facts(app: App) -> AppFacts:
         declared_purposes=tuple(app.declared_purposes),
         cria_status=app.cria_status,
         suspended=app.suspended,
+        deployment_context=app.deployment_context,
     )
 
 
@@ -83,6 +85,7 @@ def consent_facts(consent: Consent) -> ConsentFacts:
         valid_until=consent.valid_until,
         status=consent.status,
         assent=consent.assent,
+        notice_version=consent.notice_version,
     )
 
 
@@ -399,6 +402,8 @@ def revoke_consent(
         raise ConflictError(msg)
     appended = _close(session, ledger, consent, principal, "revoked", now, reason=reason,
                       reason_code="withdrawn")
+    file_deletion_after_revocation(session=session, consent=consent, principal=principal,
+                                   now=now)
     return consent, ledger.receipt(session, appended)
 
 

@@ -245,6 +245,7 @@ def create_app(
         owner_account_id=principal.id,
         commercial=request.commercial,
         declared_purposes=_check_purposes(request.declared_purposes),
+        deployment_context=request.deployment_context,
     )
     session.add(app)
     session.flush()

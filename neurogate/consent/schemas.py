@@ -52,6 +52,8 @@ Role = Literal["subject", "guardian", "clinician", "admin", "vendor", "app_owner
 GrantCapacity = Literal["self", "guardian", "legal_representative"]
 Relationship = Literal["parent", "legal_guardian", "legal_representative"]
 CriaStatus = Literal["none", "submitted", "approved"]
+# Where an app is used (neurogate.consent.policy.DEPLOYMENT_CONTEXTS; a test keeps them equal).
+DeploymentContext = Literal["clinical", "home", "education", "workplace", "research"]
 NoticeVariant = Literal["plain", "child"]
 Product = Literal[
     "raw", "filtered", "band_power", "focus_index", "relaxation_index", "signal_quality"
@@ -200,6 +202,12 @@ class AppCreate(_Strict):
     name: Name
     commercial: bool
     declared_purposes: list[PurposeId] = Field(min_length=1, max_length=MAX_PURPOSES)
+    deployment_context: DeploymentContext = Field(
+        default="home",
+        description="Where the app is used: clinical, home, education, workplace or research "
+        "(default home). In EU profiles emotion inference is refused in education and "
+        "workplace deployments unless the purpose is therapeutic (EU AI Act Art. 5(1)(f)).",
+    )
 
 
 class AppUpdate(_Strict):
@@ -208,6 +216,7 @@ class AppUpdate(_Strict):
                                  ] | MISSING = MISSING
     cria_status: CriaStatus | MISSING = MISSING
     suspended: bool | MISSING = MISSING
+    deployment_context: DeploymentContext | MISSING = MISSING
 
 
 class AppPublic(_Out):
@@ -217,6 +226,7 @@ class AppPublic(_Out):
     declared_purposes: list[str]
     cria_status: str
     suspended: bool
+    deployment_context: str
 
 
 class ClientCredentials(BaseModel):

@@ -18,6 +18,7 @@ from neurogate import __version__
 from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
+from neurogate.consent.duties import sweep_overdue
 from neurogate.errors import NeurogateError
 from neurogate.gateway import docs_ui, egress, errors, openapi, portal, security, stream_records
 from neurogate.gateway.oauth import TokenServer
@@ -37,6 +38,7 @@ from neurogate.gateway.routes import (
     subjects,
 )
 from neurogate.gateway.routes import recordings as recordings_routes
+from neurogate.gateway.routes import requests as requests_routes
 from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.gateway.streams import Subscription
 from neurogate.settings import Settings, get_settings
@@ -51,12 +53,21 @@ def sweep_expired(gateway: Gateway) -> int:
         return len(expire_due(session=session, ledger=gateway.ledger))
 
 
+def sweep_overdue_requests(gateway: Gateway) -> int:
+    """Flag subjects' requests whose legal deadline passed; returns how many were flagged."""
+    with gateway.transaction() as session:
+        return len(sweep_overdue(session=session))
+
+
 async def _sweep_forever(gateway: Gateway) -> None:
     while True:
         try:
             changed = await run_in_threadpool(sweep_expired, gateway)
             if changed:
                 log.info("expired %d consents", changed)
+            late = await run_in_threadpool(sweep_overdue_requests, gateway)
+            if late:
+                log.warning("%d subject requests are past their legal deadline", late)
         except NeurogateError as exc:
             log.warning("consent expiry sweep failed: %s", exc.code)
         await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
@@ -152,6 +163,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                    streams, consent_records, fhir):
         app.include_router(module.router)
     app.include_router(consents.connections)
+    app.include_router(requests_routes.subject_router)
+    app.include_router(requests_routes.router)
     app.include_router(recordings_routes.router)
     portal.install(app)
     token_server = TokenServer(gateway)

@@ -87,6 +87,17 @@ class ServerProcess:
                 self.process.kill()
 
 
+@pytest.fixture(autouse=True)
+def stream_contract() -> Iterator[None]:
+    """Every JSON message a test client reads from a stream validates against the gateway's
+    AsyncAPI document (see tests/clients/contract.py)."""
+    from tests.clients import contract
+
+    contract.take_failures()
+    yield
+    assert contract.take_failures() == []
+
+
 @pytest.fixture
 def server_env(tmp_path: Path) -> dict[str, str]:
     """Environment of a gateway with its own data directory (embedded SQLite)."""

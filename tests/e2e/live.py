@@ -14,6 +14,8 @@ from neurogate_client.wire import encode_frame
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from tests.clients import contract
+
 RATE = 250.0
 CHANNELS = ["C3", "C4"]
 
@@ -44,7 +46,9 @@ def open_device(base: str, token: str, message: dict[str, Any] | None = None
     sock = connect(ws_url(base, "/v1/stream/ingest"),
                    additional_headers={"Authorization": f"Bearer {token}"}, legacy=True)
     sock.send(json.dumps(message or hello()))
-    return sock, json.loads(sock.recv(timeout=10))
+    answer = json.loads(sock.recv(timeout=10))
+    contract.check("ingest", answer)
+    return sock, answer
 
 
 @dataclass
@@ -111,6 +115,8 @@ class AppReceiver:
             while True:
                 raw = self.sock.recv()
                 item = raw if isinstance(raw, bytes) else json.loads(raw)
+                if not isinstance(item, bytes):
+                    contract.record("subscribe", item)
                 self.messages.append((time.time(), item))
         except ConnectionClosed as exc:
             self.close_code = exc.rcvd.code if exc.rcvd is not None else None
@@ -137,6 +143,7 @@ def subscribe(base: str, token: str, subject: str, purpose: str,
                                 f"&format={fmt}"),
                    additional_headers={"Authorization": f"Bearer {token}"}, legacy=True)
     first = json.loads(sock.recv(timeout=10))
+    contract.check("subscribe", first)
     return AppReceiver(sock, first).start()
 
 
