@@ -152,12 +152,17 @@ def build_world(tmp: Path) -> World:
     return world
 
 
+_BUILT: list[World] = []  # one world per test process, shared by the standards' tests
+
+
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """The world of consents, built once for the module."""
-    built = build_world(tmp_path_factory.mktemp("standards"))
-    yield built
-    built.gateway.engine.dispose()
+def world(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> World:
+    """The world of consents, built once per test run (FHIR, TS 27560 and Kantara tests
+    read it; none changes it)."""
+    if not _BUILT:
+        _BUILT.append(build_world(tmp_path_factory.mktemp("standards")))
+        pytestconfig.add_cleanup(_BUILT[0].gateway.engine.dispose)
+    return _BUILT[0]
 
 
 def _table_views() -> Iterator[tuple[str, ConsentView]]:
