@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -58,6 +59,33 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
     console.print(f"Database is at revision [bold]{revision}[/bold].")
 
 
+def _shown_url(settings: Any) -> str:
+    """The database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+
+
+def _require_data(settings: Any) -> None:
+    """Exit 2, creating nothing, unless the database and the ledger key are where the
+    settings say (NEUROGATE_DATA_DIR, NEUROGATE_DATABASE_URL)."""
+    data_dir = settings.data_dir.resolve()
+    key = data_dir / "keys" / "ledger-ed25519.pem"
+    missing = [] if key.is_file() else [f"ledger key at {key}"]
+    database = data_dir / "neurogate.db"
+    if settings.database_url is None and not database.is_file():
+        missing.insert(0, f"database at {database}")
+    if not missing:
+        return
+    err.print(f"Nothing to verify: there is no {' and no '.join(missing)}. NeuroGate looks "
+              f"in the data directory {data_dir} (NEUROGATE_DATA_DIR) for its keys and, "
+              f"unless NEUROGATE_DATABASE_URL names another, its database "
+              f"({_shown_url(settings)}). Run this where the gateway keeps its data, or set "
+              "NEUROGATE_DATA_DIR (and NEUROGATE_DATABASE_URL). Nothing was created.",
+              markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
 @audit_app.command("verify")
 def audit_verify(
     checkpoint: list[Path] = typer.Option(
@@ -67,7 +95,16 @@ def audit_verify(
     """Recompute every leaf, root and checkpoint; exit 1 on any difference."""
     from neurogate.gateway.state import build_gateway
 
-    gateway = build_gateway(get_settings(), migrate=False)
+    settings = get_settings()
+    _require_data(settings)
+    try:
+        gateway = build_gateway(settings, migrate=False)
+    except Exception as exc:  # the database cannot be opened: say which, no traceback
+        err.print(f"Cannot open the database {_shown_url(settings)} "
+                  f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Check "
+                  "NEUROGATE_DATABASE_URL and that the database answers.", markup=False,
+                  highlight=False)
+        raise typer.Exit(2) from exc
     external = [path.read_text(encoding="utf-8") for path in checkpoint]
     with gateway.transaction() as session:
         report = gateway.ledger.verify(session, external)
@@ -113,13 +150,28 @@ def audit_verify_receipt(
     console.print(f"Receipt valid: {check}")
 
 
-@app.command()
+demo_app = typer.Typer(help="Seed a demo clinic and run the gateway (or, with --script, "
+                       "tell its story); `neurogate demo credentials` prints its client "
+                       "credentials.", add_completion=False)
+app.add_typer(demo_app, name="demo")
+
+
+def _print_credentials(credentials: dict[str, tuple[str, str]]) -> None:
+    for label, (client_id, secret) in credentials.items():
+        console.print(f"client credentials ({label}): {client_id} {secret}", soft_wrap=True,
+                      markup=False, highlight=False)
+
+
+@demo_app.callback(invoke_without_command=True)
 def demo(
+    ctx: typer.Context,
     script: bool = typer.Option(False, "--script", help="Run the story and exit."),
     host: str = typer.Option(None, help="Address to listen on."),
     port: int = typer.Option(None, help="Port to listen on."),
 ) -> None:
     """Seed a demo clinic and run the gateway (or, with --script, tell its story)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from neurogate.gateway.demo import DEMO_PASSWORD, seed
     from neurogate.gateway.state import build_gateway
 
@@ -137,9 +189,7 @@ def demo(
     for username, role in sorted(world.accounts.items()):
         table.add_row(username, role)
     console.print(table)
-    if world.created:
-        for label, (client_id, secret) in world.credentials.items():
-            console.print(f"client credentials ({label}): {client_id} {secret}", soft_wrap=True)
+    _print_credentials(world.credentials)
     console.print(f"Data directory: {settings.data_dir.resolve()}")
     if script:
         from neurogate.gateway.story import run_story
@@ -147,6 +197,32 @@ def demo(
         raise typer.Exit(run_story(gateway, world, console.print))
     console.print(f"API docs: http://{host or settings.host}:{port or settings.port}/docs")
     _serve(host, port)
+
+
+@demo_app.command("credentials")
+def demo_credentials(
+    shell: bool = typer.Option(False, "--shell", help="Print them as shell export lines "
+                               "(CLINIC_CLIENT_ID=..., CLINIC_CLIENT_SECRET=..., ...)."),
+) -> None:
+    """Print the demo's client credentials (apps clinic, focus, adlab; devices cap, band)."""
+    import shlex
+
+    from neurogate.gateway.demo import CREDENTIALS_FILE, load_credentials
+
+    settings = get_settings()
+    credentials = load_credentials(settings.data_dir)
+    if not credentials:
+        err.print(f"No demo credentials in {settings.data_dir.resolve() / CREDENTIALS_FILE}: "
+                  "run `neurogate demo` (or `make demo`) with this NEUROGATE_DATA_DIR first.",
+                  markup=False, highlight=False)
+        raise typer.Exit(1)
+    if not shell:
+        _print_credentials(credentials)
+        return
+    for label, (client_id, secret) in credentials.items():
+        name = label.upper()
+        print(f"export {name}_CLIENT_ID={shlex.quote(client_id)} "
+              f"{name}_CLIENT_SECRET={shlex.quote(secret)}")
 
 
 def main() -> None:

@@ -33,8 +33,10 @@ devices_app = typer.Typer(help="Stream devices, LSL outlets and recordings throu
 console = Console()
 err = Console(stderr=True)
 
-GatewayOpt = Annotated[str, typer.Option(
-    "--gateway", envvar="NEUROGATE_GATEWAY_URL", help="The gateway's base address.")]
+GatewayOpt = Annotated[str | None, typer.Option(
+    "--gateway", envvar="NEUROGATE_GATEWAY_URL", show_default=False,
+    help="The gateway's base address [default: http://NEUROGATE_HOST:NEUROGATE_PORT, the "
+         "address `neurogate serve` listens on].")]
 ClientIdOpt = Annotated[str, typer.Option(
     "--client-id", envvar="NEUROGATE_CLIENT_ID",
     help="Client id from the registration (POST /v1/devices or /v1/apps).")]
@@ -47,7 +49,74 @@ BufferOpt = Annotated[float, typer.Option(
     "--buffer-seconds", min=0.1, help="Seconds of samples kept while the gateway is away.")]
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print the final counters as one JSON object.")]
-DEFAULT_GATEWAY = "http://127.0.0.1:8000"
+MaxLossOpt = Annotated[float, typer.Option(
+    "--max-loss", min=0.0, max=1.0, help="Exit with code 3 when more than this fraction of "
+    "the pushed samples was lost (0: any loss fails).")]
+PROBE_TIMEOUT_S = 5.0
+LOSS_EXIT = 3
+
+
+def gateway_url(given: str | None = None) -> str:
+    """The gateway to talk to: ``--gateway`` (or NEUROGATE_GATEWAY_URL), else the address
+    `neurogate serve` listens on by the same settings (NEUROGATE_HOST, NEUROGATE_PORT)."""
+    if given:
+        return given.rstrip("/")
+    from neurogate.settings import get_settings
+
+    settings = get_settings()
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{settings.port}"
+
+
+def _check_reachable(url: str) -> None:
+    """Fail fast, with what to do, when nothing answers at the gateway's address."""
+    import httpx
+
+    try:
+        httpx.get(f"{url}/healthz", timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        err.print(f"Error: the gateway at {url} cannot be reached ({type(exc).__name__}: "
+                  f"{exc or 'no answer'}). Start it with `neurogate serve`, or give its "
+                  "address with --gateway or NEUROGATE_GATEWAY_URL.", markup=False,
+                  highlight=False)
+        raise typer.Exit(1) from exc
+
+
+def reader_options(items: list[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` strings as keyword arguments for MNE's reader: integers, numbers,
+    true/false and none become those; anything else stays a string."""
+    options: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            msg = (f"Invalid value for the '--reader-option' option. It must be NAME=VALUE, "
+                   f"e.g. data_format=int16, but got {item[:80]!r} instead.")
+            raise DeviceError(msg, field="reader_option")
+        value: Any = text.strip()
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            value = lowered == "true"
+        elif lowered == "none":
+            value = None
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(value)
+                    break
+                except ValueError:
+                    pass
+        options[name] = value
+    return options
+
+
+def _check_loss(stats: Any, max_loss: float) -> None:
+    if stats.pushed_samples and stats.lost_samples / stats.pushed_samples > max_loss:
+        err.print(f"Error: {stats.lost_samples} of {stats.pushed_samples} samples were lost "
+                  f"({stats.lost_samples / stats.pushed_samples:.2%}), more than --max-loss "
+                  f"{max_loss:g} allows.", markup=False, highlight=False)
+        raise typer.Exit(LOSS_EXIT)
 
 
 def _registration_needed(info: Any, what: str) -> typer.Exit:
@@ -92,19 +161,24 @@ def _progress(what: str, total: float | None) -> tuple[Progress, Any]:
     return progress, progress.add_task(f"Streaming {what}", total=None, status="")
 
 
-def _run(adapter: Any, *, what: str, gateway: str, client_id: str, client_secret: str,
-         duration: float, buffer_s: float, as_json: bool, replay: bool = False) -> None:
+def _run(adapter: Any, *, what: str, gateway: str | None, client_id: str, client_secret: str,
+         duration: float, buffer_s: float, as_json: bool, max_loss: float,
+         replay: bool = False) -> None:
     """Prepare the adapter, stream it through a DeviceClient, print the counters."""
     from neurogate_client import DeviceClient
 
     from neurogate.devices import stream_adapter
 
+    gateway = gateway_url(gateway)
     stop = threading.Event()
     try:
         with adapter:
             info = adapter.info
+            for warning in getattr(adapter, "warnings", ()):
+                err.print(f"Warning: MNE: {warning}", markup=False, highlight=False)
             if not client_id or not client_secret:
                 raise _registration_needed(info, what)
+            _check_reachable(gateway)
             client = DeviceClient(gateway, client_id=client_id, client_secret=client_secret,
                                   info=info, buffer_s=buffer_s)
             progress, task = _progress(what, adapter.duration if replay else None)
@@ -130,6 +204,7 @@ def _run(adapter: Any, *, what: str, gateway: str, client_id: str, client_secret
     except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _summary(stats, as_json)
+    _check_loss(stats, max_loss)
 
 
 @devices_app.command("stream")
@@ -150,12 +225,13 @@ def stream_board(
                                               "playback boards).")] = -100,
     kinds: Annotated[str, typer.Option(help="Channel kinds, comma-separated: eeg, emg, ecg, "
                                        "eog.")] = "eeg",
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    gateway: GatewayOpt = None,
     client_id: ClientIdOpt = "",
     client_secret: SecretOpt = "",
     duration: DurationOpt = 0.0,
     buffer_seconds: BufferOpt = 2.0,
     as_json: JsonOpt = False,
+    max_loss: MaxLossOpt = 0.01,
 ) -> None:
     """Stream a BrainFlow board (the synthetic board by default) into the gateway."""
     from neurogate.devices import BrainFlowAdapter
@@ -171,7 +247,7 @@ def stream_board(
         raise _fail(exc) from exc
     _run(adapter, what=f"BrainFlow board {adapter.board_name}", gateway=gateway,
          client_id=client_id, client_secret=client_secret, duration=duration,
-         buffer_s=buffer_seconds, as_json=as_json)
+         buffer_s=buffer_seconds, as_json=as_json, max_loss=max_loss)
 
 
 @devices_app.command("replay")
@@ -187,23 +263,33 @@ def replay_file(
     types: Annotated[str, typer.Option(help="Channel types to send, comma-separated (add "
                                        "stim or misc only if the registration lists them).")
                      ] = "eeg,ecog,seeg",
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    reader_option: Annotated[list[str] | None, typer.Option(
+        "--reader-option", metavar="NAME=VALUE", show_default=False,
+        help="An option for MNE's reader of this format (repeatable), e.g. "
+             "data_format=int16 for a Neuroscan .cnt.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Refuse a file MNE warns about (by default its warnings are "
+                         "shown and the replay goes on).")] = False,
+    gateway: GatewayOpt = None,
     client_id: ClientIdOpt = "",
     client_secret: SecretOpt = "",
     buffer_seconds: BufferOpt = 2.0,
     as_json: JsonOpt = False,
+    max_loss: MaxLossOpt = 0.01,
 ) -> None:
     """Replay a recording through the gateway; identifying header fields never leave."""
     from neurogate.devices import FileAdapter
 
     try:
+        options = reader_options(reader_option or [])
         adapter = FileAdapter(path, types=[t.strip() for t in types.split(",") if t.strip()],
-                              start_s=start, duration_s=length or None, speed=speed)
+                              start_s=start, duration_s=length or None, speed=speed,
+                              reader_options=options, strict=strict, isolate=True)
     except (DeviceError, ClientError) as exc:
         raise _fail(exc) from exc
     _run(adapter, what=path.name, gateway=gateway, client_id=client_id,
          client_secret=client_secret, duration=0.0, buffer_s=buffer_seconds, as_json=as_json,
-         replay=True)
+         max_loss=max_loss, replay=True)
 
 
 @devices_app.command("lsl-in")
@@ -217,12 +303,13 @@ def lsl_in(
                                       "microvolts.")] = "",
     channel_type: Annotated[str, typer.Option(help="Type of channels whose metadata has "
                                               "none, e.g. eeg.")] = "",
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    gateway: GatewayOpt = None,
     client_id: ClientIdOpt = "",
     client_secret: SecretOpt = "",
     duration: DurationOpt = 0.0,
     buffer_seconds: BufferOpt = 2.0,
     as_json: JsonOpt = False,
+    max_loss: MaxLossOpt = 0.01,
 ) -> None:
     """Attach an LSL outlet (by name, type or source id) and stream it into the gateway."""
     from neurogate.devices import LslInletAdapter
@@ -235,7 +322,7 @@ def lsl_in(
         raise _fail(exc) from exc
     _run(adapter, what="This LSL outlet", gateway=gateway, client_id=client_id,
          client_secret=client_secret, duration=duration, buffer_s=buffer_seconds,
-         as_json=as_json)
+         as_json=as_json, max_loss=max_loss)
 
 
 @devices_app.command("lsl-out")
@@ -244,7 +331,7 @@ def lsl_out(
     purpose: Annotated[str, typer.Option(help="The purpose of your app's consent.")],
     name_prefix: Annotated[str, typer.Option(help="Outlet names are '<prefix> <product>'.")
                            ] = "NeuroGate",
-    gateway: GatewayOpt = DEFAULT_GATEWAY,
+    gateway: GatewayOpt = None,
     client_id: ClientIdOpt = "",
     client_secret: SecretOpt = "",
 ) -> None:
@@ -261,7 +348,7 @@ def lsl_out(
 
     seen: set[str] = set()
     try:
-        subscription = AppSubscription(gateway, client_id=client_id,
+        subscription = AppSubscription(gateway_url(gateway), client_id=client_id,
                                        client_secret=client_secret, subject=subject,
                                        purpose=purpose)
         granted = subscription.open()

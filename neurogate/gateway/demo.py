@@ -2,12 +2,21 @@
 
 Seeding goes through the same domain functions as the API, so the demo shows what a
 real deployment does (consents with notices, receipts, ledger leaves).
+
+The database keeps only digests of client secrets, so the demo's client credentials are
+also written, once, to ``demo-credentials.json`` in the data directory (readable by its
+owner only): `neurogate demo` prints them every time it starts, and `neurogate demo
+credentials` prints them on their own. The demo refuses production, where no secret is
+ever written to a file.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -36,6 +45,7 @@ APP_NAMES = {"clinic": "Ward EEG Monitor", "focus": "FocusQuest Neurofeedback",
              "adlab": "AdLab Neuromarketing"}
 DEVICE_SERIALS = {"cap": "ACME-0001", "band": "ACME-0002"}
 SUBJECT_NAMES = {"alex": "Alex Adult", "mia": "Mia Child"}
+CREDENTIALS_FILE = "demo-credentials.json"
 
 
 @dataclass
@@ -77,7 +87,7 @@ def seed(gateway: Gateway) -> DemoWorld:
     world = DemoWorld()
     with gateway.transaction() as session:
         if session.exec(select(Account).where(Account.username == "admin")).first():
-            return load_world(session)
+            return load_world(session, gateway.settings.data_dir)
         made = {
             name: create_account(session=session, username=name, password=DEMO_PASSWORD,
                                  role=role)
@@ -153,12 +163,35 @@ def seed(gateway: Gateway) -> DemoWorld:
         world.apps = {label: app.id for label, app in apps.items()}
         world.accounts = {a.username: a.role for a in session.exec(select(Account)).all()}
         world.created = True
+    _save_credentials(gateway.settings.data_dir, world.credentials)
     return world
 
 
-def load_world(session: Session) -> DemoWorld:
-    """Find the demo's objects in an already seeded database."""
+def _save_credentials(data_dir: Path, credentials: dict[str, tuple[str, str]]) -> None:
+    path = data_dir / CREDENTIALS_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({label: {"client_id": cid, "client_secret": secret}
+                   for label, (cid, secret) in credentials.items()}, handle, indent=1)
+
+
+def load_credentials(data_dir: Path) -> dict[str, tuple[str, str]]:
+    """The demo's client credentials (label to client_id and secret), as seeded in
+    ``data_dir``; empty if this data directory holds none."""
+    path = data_dir / CREDENTIALS_FILE
+    if not path.is_file():
+        return {}
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    return {label: (c["client_id"], c["client_secret"]) for label, c in stored.items()}
+
+
+def load_world(session: Session, data_dir: Path | None = None) -> DemoWorld:
+    """Find the demo's objects in an already seeded database (and the client
+    credentials kept beside it in ``data_dir``)."""
     world = DemoWorld()
+    if data_dir is not None:
+        world.credentials = load_credentials(data_dir)
     world.accounts = {a.username: a.role for a in session.exec(select(Account)).all()}
     for label, name in APP_NAMES.items():
         app = session.exec(select(App).where(App.name == name)).first()
@@ -175,4 +208,5 @@ def load_world(session: Session) -> DemoWorld:
     return world
 
 
-__all__ = ["DEMO_PASSWORD", "DemoWorld", "load_world", "seed"]
+__all__ = ["CREDENTIALS_FILE", "DEMO_PASSWORD", "DemoWorld", "load_credentials", "load_world",
+           "seed"]

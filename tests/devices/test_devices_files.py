@@ -139,3 +139,78 @@ def test_file_adapter_refuses_missing_and_unreadable_files(tmp_path: Path) -> No
     junk.write_text("not a recording")
     with pytest.raises(DeviceError, match=r"MNE could not read 'notes.txt'.*mne.io.read_raw"):
         FileAdapter(junk).prepare()
+
+
+def test_file_adapter_reads_ant_neuro_cnt_and_keeps_its_subject_home() -> None:
+    """An ANT Neuro .cnt (MNE's antio reader) replays; its subject and birth date stay in
+    ``identifying``, out of the registration and the hello."""
+    adapter = FileAdapter(shared_recording("test-na-271.cnt"))
+    with adapter:
+        info = adapter.info
+        wire = json.dumps([info.registration(), info.hello()])
+    assert (len(info.channel_names), info.sfreq, adapter.n_times) == (128, 500.0, 2295)
+    assert set(info.channel_types) == {"eeg"}
+    assert info.identifying["subject_info.first_name"] == "antio test"
+    assert info.identifying["subject_info.birthday"] == "2024-08-14"
+    for value in ("antio test", "2024-08-14", "2024-09-06", "eego", "EE_226"):
+        assert value not in wire
+
+
+def test_file_adapter_passes_reader_options_to_neuroscan_cnt() -> None:
+    """A Neuroscan .cnt replays with data_format='int16' passed through to MNE."""
+    adapter = FileAdapter(shared_recording("test_CNT_events_mne_JWoess_clipped.cnt"),
+                          reader_options={"data_format": "int16"}, duration_s=2.0)
+    with adapter:
+        assert adapter.info.channel_names == ("F8", "FCz")
+        assert (adapter.info.sfreq, adapter.n_times) == (1000.0, 2000)
+        assert adapter.warnings  # MNE says it dropped annotations outside the data
+
+
+def test_file_adapter_isolated_reader_crash_is_a_device_error() -> None:
+    """MNE's Neuroscan reader crashes the process on this file without data_format; read
+    in a child process, that is a DeviceError saying what to try."""
+    adapter = FileAdapter(shared_recording("test_CNT_events_mne_JWoess_clipped.cnt"),
+                          isolate=True)
+    with pytest.raises(DeviceError, match=r"MNE's reader crashed while reading "
+                                          r"'test_CNT_events_mne_JWoess_clipped\.cnt' \(signal "
+                                          r"11 \(SIGSEGV\)\).*data_format='int16'"):
+        adapter.prepare()
+
+
+def test_file_adapter_isolated_reads_what_in_process_reads() -> None:
+    """The child process hands back the same samples, layout and warnings."""
+    path = shared_recording("test_CNT_events_mne_JWoess_clipped.cnt")
+    kwargs = {"reader_options": {"data_format": "int16"}, "duration_s": 1.0}
+    with FileAdapter(path, **kwargs) as here, FileAdapter(path, isolate=True, **kwargs) as there:
+        assert here.info == there.info and here.warnings == there.warnings
+        assert here._data is not None and there._data is not None
+        np.testing.assert_array_equal(here._data, there._data)
+
+
+def _truncated_edf(tmp_path: Path) -> Path:
+    """test_reduced.edf with its last 100000 bytes cut: the header promises more records."""
+    source = shared_recording("test_reduced.edf").read_bytes()
+    path = tmp_path / "truncated.edf"
+    path.write_bytes(source[:-100_000])
+    return path
+
+
+def test_file_adapter_keeps_mne_warnings_about_a_truncated_edf(tmp_path: Path) -> None:
+    """MNE's warning about a truncated EDF is kept for the caller; strict refuses it."""
+    path = _truncated_edf(tmp_path)
+    with FileAdapter(path) as adapter:
+        assert adapter.n_times > 0
+        assert any("Number of records from the header does not match the file size" in w
+                   for w in adapter.warnings), adapter.warnings
+    with pytest.raises(DeviceError, match=r"MNE warned about 'truncated\.edf' and strict "
+                                          r"reading refuses warnings: Number of records"):
+        FileAdapter(path, strict=True).prepare()
+
+
+def test_file_adapter_refuses_an_option_its_reader_does_not_take() -> None:
+    """An unknown reader option is named in the error."""
+    path = shared_recording("test_reduced.edf")
+    with pytest.raises(DeviceError, match=r"reader for 'test_reduced\.edf' does not take the "
+                                          r"reader option\(s\) 'data_fmt'") as info:
+        FileAdapter(path, reader_options={"data_fmt": "int16"}).prepare()
+    assert info.value.field == "reader_options"
