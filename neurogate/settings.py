@@ -61,6 +61,18 @@ class Settings(BaseSettings):
     backlog: int = 2048
     # Largest request body the REST API reads (the largest valid one is a few KiB).
     max_body_bytes: int = 1024 * 1024
+    # Hospital sign-in (OpenID Connect, neurogate/gateway/oidc/): the provider's issuer
+    # URL (discovery at <issuer>/.well-known/openid-configuration), this gateway's client
+    # id and secret there, the gateway's public base URL (the provider sends people back
+    # to <redirect base>/portal/oidc/callback) and the provider's name on the sign-in
+    # button. Until the first four are set, staff sign in with passwords only.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_base: str | None = None
+    oidc_display_name: str | None = None
+    # Scopes asked for; they must bring the claims the role mappings read (e.g. groups).
+    oidc_scope: str = "openid profile email"
     # Encrypted recordings (docs/recordings.md): on where a purpose keeps data and a
     # key-encryption key is given, as a key file or as the key itself, with the wrapped
     # data keys in a key directory (both never inside ``data_dir``); segment length;
@@ -125,6 +137,31 @@ class Settings(BaseSettings):
             msg = f"Invalid value for {name}. It must be at least 1, but got {value!r} instead."
             raise ValueError(msg)
         return value
+
+    @field_validator("oidc_issuer", "oidc_redirect_base")
+    @classmethod
+    def _check_oidc_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if (parts.scheme != "https" and not (parts.scheme == "http" and loopback)) \
+                or not parts.hostname or parts.query or parts.fragment:
+            msg = (
+                f"Invalid value for NEUROGATE_{str(info.field_name).upper()}. It must be an "
+                "https:// URL without query or fragment (http:// only on loopback), but got "
+                f"{value[:80]!r} instead."
+            )
+            raise ValueError(msg)
+        value = value.strip()
+        # The issuer is compared with the provider's ``iss`` as written; the base loses "/".
+        return value if info.field_name == "oidc_issuer" else value.rstrip("/")
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Whether hospital sign-in is configured (issuer, client id and secret, base)."""
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret
+                    and self.oidc_client_secret.get_secret_value() and self.oidc_redirect_base)
 
     @field_validator("store_lease_seconds")
     @classmethod

@@ -20,7 +20,16 @@ from neurogate.consent.abuse import flush as flush_abuse_counts
 from neurogate.consent.consents import expire_due
 from neurogate.consent.duties import sweep_overdue
 from neurogate.errors import NeurogateError
-from neurogate.gateway import docs_ui, egress, errors, openapi, portal, security, stream_records
+from neurogate.gateway import (
+    docs_ui,
+    egress,
+    errors,
+    oidc,
+    openapi,
+    portal,
+    security,
+    stream_records,
+)
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.recording import keep as keep_recordings
 from neurogate.gateway.routes import (
@@ -166,6 +175,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.include_router(requests_routes.subject_router)
     app.include_router(requests_routes.router)
     app.include_router(recordings_routes.router)
+    oidc.install(app, gateway)
     portal.install(app)
     token_server = TokenServer(gateway)
 

@@ -76,7 +76,7 @@ const provider = new Provider(issuer, {
   }],
   jwks: { keys: [privateJwk] },
   pkce: { methods: ['S256'], required: () => true },
-  claims: { openid: ['sub'], profile: ['name'], groups: ['groups'] },
+  claims: { openid: ['sub'], profile: ['name', 'preferred_username'], groups: ['groups', 'department'] },
   conformIdTokenClaims: false,
   cookies: { keys: ['neurogate-test-provider-cookie-key'] },
   features: { devInteractions: { enabled: false } },

@@ -25,6 +25,12 @@ from neurogate.gateway.portal.web import (
 router = APIRouter(prefix="/portal", tags=["portal"])
 
 
+def _hospital(request: Request) -> str:
+    """The hospital identity provider's name for the sign-in button ('' when none)."""
+    client = getattr(request.app.state, "hospital_sign_in", None)
+    return str(client.display_name) if client is not None else ""
+
+
 def _safe_next(value: str, fallback: str) -> str:
     """Only a path on this site under /portal (no scheme, no host, no //)."""
     parts = urlsplit(value)
@@ -38,7 +44,8 @@ def read_login(request: Request, user: OptionalPortalUserDep, next: str = "") ->
     """The sign-in form."""
     if user is not None:
         return RedirectResponse(_safe_next(next, web.HOME.get(user.role, "/portal")), 303)
-    return render(request, "login.html", {"next": _safe_next(next, ""), "username": ""})
+    return render(request, "login.html", {"next": _safe_next(next, ""), "username": "",
+                                          "hospital": _hospital(request)})
 
 
 @router.post("/login")
@@ -74,7 +81,8 @@ def login(request: Request, gw: GatewayDep, form: CsrfFormDep) -> Response:
     next_path = _safe_next(form_text(form, "next"), "")
     if errors or account is None:
         response = render(request, "login.html",
-                          {"errors": errors, "username": username, "next": next_path},
+                          {"errors": errors, "username": username, "next": next_path,
+                           "hospital": _hospital(request)},
                           status=429 if retry_after else 400)
         if retry_after:
             response.headers["Retry-After"] = str(retry_after)
