@@ -310,3 +310,73 @@ def test_consent_record_endpoint_serves_iso27560_and_kantara(source: Source) -> 
     assert _ok(bad, 422)["error"]["field"] == "format"
     assert source.get(f"/v1/consents/{consent_id}/record", "clin2").status_code == 404
     assert json.loads(response.text)["@context"]["dpv"] == "https://w3id.org/dpv#"
+
+
+def test_fhir_import_finds_patient_app_and_guardian_by_identifier(source: Source) -> None:
+    """Without query parameters the patient is found by pseudonym, the app by id and the
+    guardian by account pseudonym; the grant is marked fhir_import in the ledger leaf and
+    the history."""
+    ids = source.clinic.ids
+    body = {"subject_id": ids["child1"], "app_id": ids["research_app"],
+            "purpose_id": "research_noncommercial", "products": ["band_power"],
+            "notice": notice("research_noncommercial")}
+    original = _ok(source.client.post("/v1/consents", headers=source.clinic.as_("guard1"),
+                                      json=body), 201)["consent"]
+    resource = _ok(source.get(f"/v1/consents/{original['id']}/fhir", "clin1"))
+    answer = _ok(source.client.post("/v1/consents/import", headers=source.clinic.as_("clin1"),
+                                    json=resource), 201)
+    imported = answer["consent"]
+    assert (imported["subject_id"], imported["app_id"], imported["granted_by"],
+            imported["granted_capacity"]) == (ids["child1"], ids["research_app"],
+                                              original["granted_by"], "guardian")
+    assert answer["receipt"]["leaf"]["action"] == "consent.grant"
+    assert answer["receipt"]["leaf"]["reason_code"] == "fhir_import"
+    history = _ok(source.get(f"/v1/consents/{imported['id']}/history", "clin1"))
+    assert history[0]["detail"] == "fhir_import"
+    superseded = _ok(source.get(f"/v1/consents/{original['id']}", "clin1"))
+    assert superseded["status"] == "revoked"
+
+
+def test_fhir_import_refuses_what_the_policy_refuses(source: Source) -> None:
+    """A child's consent to neuromarketing is refused as the grant refuses it, naming
+    provision[0]."""
+    ids = source.clinic.ids
+    resource = _ok(source.get(f"/v1/consents/{ids['c_child1_focus']}/fhir", "clin1"))
+    shown = load_catalog().get("neuromarketing").notice("en")
+    provision = resource["provision"][0]
+    provision["purpose"] = [{"system": provision["purpose"][0]["system"],
+                             "code": "neuromarketing"}]
+    provision["data"] = [{"meaning": "instance", "reference": {"identifier": {
+        "system": provision["data"][0]["reference"]["identifier"]["system"],
+        "value": "band_power"}}}]
+    resource["policyBasis"]["extension"][0]["extension"] = [
+        {"url": "purpose", "valueCode": "neuromarketing"},
+        {"url": "version", "valueInteger": shown.version},
+        {"url": "language", "valueCode": "en"}, {"url": "variant", "valueCode": "plain"},
+        {"url": "sha256", "valueString": shown.sha256}]
+    answer = source.client.post("/v1/consents/import", headers=source.clinic.as_("clin1"),
+                                json=resource, params={"app_id": ids["ad_app"]})
+    error = _ok(answer, 422)["error"]
+    assert error["field"] == "provision[0]"
+    assert error["message"].startswith(
+        "Invalid FHIR Consent element 'provision[0]': This consent cannot be recorded: the "
+        "policy refuses 'band_power' for 'neuromarketing' (")
+
+
+def test_fhir_search_by_an_apps_pseudonym(source: Source) -> None:
+    """An app searches by its own pseudonym of a patient; the gateway's pseudonym finds
+    nothing for it; unknown search parameters are refused naming them."""
+    ids = source.clinic.ids
+    mine = _ok(source.get(f"/v1/consents/{ids['c_child1_focus']}", "focus_app"))["subject"]
+    gateway_name = _ok(source.get(f"/fhir/Consent/{ids['c_child1_focus']}",
+                                  "clin1"))["subject"]["identifier"]["value"]
+    found = _ok(source.client.get("/fhir/Consent", params={"patient": mine},
+                                  headers=source.clinic.as_("focus_app")))
+    assert [e["resource"]["id"] for e in found["entry"]] == [ids["c_child1_focus"]]
+    assert found["entry"][0]["resource"]["subject"]["identifier"]["value"] == mine
+    none = _ok(source.client.get("/fhir/Consent", params={"patient": gateway_name},
+                                 headers=source.clinic.as_("focus_app")))
+    assert none["total"] == 0
+    refused = source.client.get("/fhir/Consent", params={"_count": "5"},
+                                headers=source.clinic.as_("clin1"))
+    assert _ok(refused, 422)["error"]["field"] == "_count"
