@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -208,6 +209,10 @@ async def watch(gateway: Gateway, ready: asyncio.Event | None = None) -> None:
     try:
         await run_in_threadpool(lease.renew)
         lease.start()
+        # The application is built: keep its start-up objects (FastAPI, SQLAlchemy, MNE's
+        # filter design, SciPy) out of garbage collections, which otherwise walk them all
+        # and stop every stream for ~100 ms.
+        gc.freeze()
         if ready is not None:
             ready.set()
         while True:

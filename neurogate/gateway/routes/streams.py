@@ -305,8 +305,8 @@ def _transport(ws: WebSocket) -> asyncio.WriteTransport | None:
             break
         send = todo.pop()
         transport = getattr(getattr(send, "__self__", None), "transport", None)
-        if isinstance(transport, asyncio.WriteTransport):
-            return transport
+        if hasattr(transport, "set_write_buffer_limits"):  # asyncio's or uvloop's
+            return transport  # type: ignore[no-any-return]
         todo += [c.cell_contents for c in getattr(send, "__closure__", None) or ()
                  if callable(c.cell_contents)]
     return None
