@@ -52,8 +52,9 @@ def recording_edf(recording: Recording, segments: list[SegmentData]) -> bytes:
     """The samples of one sample product as an EDF file without identifying fields."""
     data = np.concatenate([s.data for s in segments], axis=1).astype(np.float64)
     times = np.concatenate([s.t for s in segments])
-    rate = float(round(1.0 / float(np.median(np.diff(times))), 6)) if times.size > 1 else \
-        recording.sampling_rate
+    rate = recording.sampling_rate  # the device's; a purpose may deliver every k-th sample
+    if times.size > 1:
+        rate /= max(1, round(recording.sampling_rate * float(np.median(np.diff(times)))))
     info = mne.create_info(list(segments[0].labels), rate, "eeg")
     raw = mne.io.RawArray(data, info, verbose="error")
     raw.set_meas_date(recording.started_at.astimezone(UTC))
