@@ -62,12 +62,19 @@ def problems(endpoint: str, message: Any) -> list[str]:
     return found
 
 
-def check(endpoint: str, message: Any) -> None:
-    """Record and raise if ``message`` does not validate against the document."""
+def record(endpoint: str, message: Any) -> list[str]:
+    """Record (without raising) why ``message`` does not validate; returns the problems."""
     found = problems(endpoint, message)
     if found:
         with _LOCK:
             FAILURES.extend(found)
+    return found
+
+
+def check(endpoint: str, message: Any) -> None:
+    """Record and raise if ``message`` does not validate against the document."""
+    found = record(endpoint, message)
+    if found:
         raise AssertionError("; ".join(found))
 
 
