@@ -136,3 +136,21 @@ def test_take_drops_messages_older_than_the_bound_and_counts_them() -> None:
     sub.queue.popleft()  # taken directly, as an in-process subscriber may
     sub.enqueue("b")
     assert sub.take() == "b"
+
+
+def test_protocol_doc_states_the_slow_app_bounds() -> None:
+    """docs/protocol.md gives the queue's age bound, the buffer sizes and the close timeout
+    the gateway uses, and no rounding of JSON values."""
+    from pathlib import Path
+
+    from neurogate.gateway.routes import streams as routes
+    from neurogate.gateway.streams import QUEUE_LIMIT
+
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    assert f"queue ({QUEUE_LIMIT} messages)" in doc
+    assert f"in the queue longer than {MAX_QUEUE_AGE_SECONDS:g} s" in doc
+    assert f"at most {routes.WRITE_BUFFER_BYTES // 1024} KiB in the connection's write" in doc
+    assert f"{routes.SEND_BUFFER_BYTES // 1024} KiB (`SO_SNDBUF`" in doc
+    assert f"closing\nmessage has {routes.CLOSE_TIMEOUT_SECONDS:g} s to go out" in doc
+    assert "decimal places" not in doc
+    assert "shortest decimal that\nreads back as the same IEEE 754 double" in doc
