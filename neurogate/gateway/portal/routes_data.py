@@ -16,7 +16,7 @@ from babel.numbers import format_decimal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from neurogate.consent import access, rights
+from neurogate.consent import access, duties, rights
 from neurogate.consent.activity import activity_for
 from neurogate.consent.archive import subject_archive
 from neurogate.consent.consents import list_consents
@@ -239,7 +239,11 @@ def read_my_data(request: Request, gw: GatewayDep, user: PortalUserDep,
                  subject: str = "") -> Response:
     """Download everything held about me, or ask for erasure."""
     subject_id = _subject_id(user, subject)
-    return render(request, "data/my_data.html", _erasure_context(gw, user, subject_id))
+    with gw.transaction() as session:  # open requests and the day each is answered by
+        requests = duties.list_requests(session=session, principal=user.principal,
+                                        subject_id=subject_id, status="open")
+    return render(request, "data/my_data.html",
+                  {**_erasure_context(gw, user, subject_id), "requests": requests})
 
 
 @router.post("/my-data/export")

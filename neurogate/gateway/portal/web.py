@@ -209,6 +209,7 @@ NAV: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("clinician",), "/portal/console", N_("Patients")),
     (("clinician", "admin"), "/portal/console/concerns", N_("Concerns")),
     (("admin",), "/portal/console/apps", N_("Apps")),
+    (("admin",), "/portal/console/requests", N_("Requests")),
     (("admin",), "/portal/console/sign-in", N_("Hospital sign-in")),
     (("app_owner",), "/portal/console/my-apps", N_("My apps")),
 )

@@ -57,6 +57,14 @@ EVENT_LABELS = {
     "expire": N_("consent ended"),
 }
 CONCERN_LABELS = {"open": N_("waiting for an answer"), "answered": N_("answered")}
+# Where an app is used (declared at registration; the EU AI Act rule reads it).
+DEPLOYMENT_LABELS = {
+    "clinical": N_("a clinic or hospital"),
+    "home": N_("at home"),
+    "education": N_("a school or other place of education"),
+    "workplace": N_("a workplace"),
+    "research": N_("a research study"),
+}
 STAFF = ("clinician", "admin", "app_owner")
 
 

@@ -13,6 +13,7 @@ from neurogate.consent.schemas import AppUpdate
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal.console._common import (
     CRIA_LABELS,
+    DEPLOYMENT_LABELS,
     STATUS_LABELS,
     choice,
     gettext,
@@ -67,6 +68,7 @@ def _app_page(request: Request, gw: Any, user: Any, app_id: str, errors: FormErr
         "counts": [(purpose_title(c.purpose_id, language), c.status, c.count)
                    for c in counts],
         "cria_labels": CRIA_LABELS, "status_labels": STATUS_LABELS, "errors": errors,
+        "deployment_labels": DEPLOYMENT_LABELS,
     }, status=status)
 
 
@@ -134,7 +136,8 @@ def read_my_apps(request: Request, gw: GatewayDep, user: PortalUserDep) -> Respo
     with gw.transaction() as session:
         apps = _with_counts(session, user, request_language(request))
     return render(request, "console/my_apps.html", {"apps": apps, "cria_labels": CRIA_LABELS,
-                                                    "status_labels": STATUS_LABELS})
+                                                    "status_labels": STATUS_LABELS,
+                                                    "deployment_labels": DEPLOYMENT_LABELS})
 
 
 @router.post("/my-apps/{app_id}/assessment")
