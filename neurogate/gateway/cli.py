@@ -13,6 +13,7 @@ from rich.table import Table
 
 from neurogate.bench.cli import bench_app
 from neurogate.gateway.cli_devices import devices_app
+from neurogate.gateway.cli_recordings import keys_app, recordings_app, subjects_app
 from neurogate.settings import get_settings
 
 app = typer.Typer(help="NeuroGate: consent and neural-data governance gateway.",
@@ -24,6 +25,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(devices_app, name="devices")
 app.add_typer(bench_app, name="bench")
+app.add_typer(keys_app, name="keys")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(recordings_app, name="recordings")
 console = Console()
 err = Console(stderr=True)
 

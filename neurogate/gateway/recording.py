@@ -129,7 +129,7 @@ class Recorders:
         self.writer = RecordingWriter(
             gateway, store=segment_store(gateway), keyring=keyring,
             segment_seconds=gateway.settings.recording_segment_seconds,
-            on_failed=self._failed)
+            on_failed=self._failed, reload_keyring=lambda: keyring_of(gateway))
         self.active: dict[str, RecorderSubscription] = {}  # by consent id
         self._scanned: dict[str, float] = {}  # stream id -> monotonic time of last scan
         self._done: set[tuple[str, str]] = set()  # (stream, consent) recorded and ended

@@ -24,7 +24,13 @@ from neurogate_client.wire import KIND_RAW, decode_header, decode_samples
 from neurogate.consent.models import Recording, utcnow
 from neurogate.errors import NeurogateError
 from neurogate.gateway.state import Gateway
-from neurogate.recordings import Keyring, SegmentData, SegmentStore, write_segment
+from neurogate.recordings import (
+    Keyring,
+    RecordingError,
+    SegmentData,
+    SegmentStore,
+    write_segment,
+)
 
 log = logging.getLogger("neurogate.recording")
 SAMPLE_PRODUCTS = ("raw", "filtered")
@@ -53,8 +59,10 @@ class RecordingWriter:
 
     def __init__(self, gateway: Gateway, *, store: SegmentStore, keyring: Keyring,
                  segment_seconds: float,
-                 on_failed: Callable[[str], None] | None = None) -> None:
+                 on_failed: Callable[[str], None] | None = None,
+                 reload_keyring: Callable[[], Keyring | None] | None = None) -> None:
         self.gateway = gateway
+        self.reload_keyring = reload_keyring  # after `neurogate keys rotate` meanwhile
         self.store = store
         self.keyring = keyring
         self.segment_seconds = segment_seconds
@@ -164,13 +172,17 @@ class RecordingWriter:
                               buffer[0][2], buffer[0][3])
         index = current.index.get(product, 0)
         try:
-            with self.gateway.transaction() as session:
-                recording = session.get(Recording, recording_id)
-                if recording is None or recording.stopped_at is not None:
-                    current.failed = True  # erased or stopped meanwhile: keep nothing
-                    return
-                write_segment(session=session, store=self.store, keyring=self.keyring,
-                              recording=recording, index=index, segment=segment)
+            try:
+                written = self._write(recording_id, index, segment)
+            except RecordingError:
+                fresh = self.reload_keyring() if self.reload_keyring is not None else None
+                if fresh is None or fresh.keys == self.keyring.keys:
+                    raise
+                self.keyring = fresh  # the key file was rotated while recording: retry
+                written = self._write(recording_id, index, segment)
+            if not written:
+                current.failed = True  # erased or stopped meanwhile: keep nothing
+                return
         except (OSError, NeurogateError) as exc:
             log.warning("recording %s stopped: writing a segment failed (%s)", recording_id,
                         type(exc).__name__)
@@ -178,6 +190,15 @@ class RecordingWriter:
             return
         current.index[product] = index + 1
         current.segments += 1
+
+    def _write(self, recording_id: str, index: int, segment: SegmentData) -> bool:
+        with self.gateway.transaction() as session:
+            recording = session.get(Recording, recording_id)
+            if recording is None or recording.stopped_at is not None:
+                return False
+            write_segment(session=session, store=self.store, keyring=self.keyring,
+                          recording=recording, index=index, segment=segment)
+            return True
 
     def _finish(self, recording_id: str, reason: str) -> None:
         current = self._open.get(recording_id)
