@@ -86,7 +86,7 @@ def _require_data(settings: Any) -> None:
               f"unless NEUROGATE_DATABASE_URL names another, its database "
               f"({_shown_url(settings)}). Run this where the gateway keeps its data, or set "
               "NEUROGATE_DATA_DIR (and NEUROGATE_DATABASE_URL). Nothing was created.",
-              markup=False, highlight=False)
+              markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -107,7 +107,7 @@ def audit_verify(
         err.print(f"Cannot open the database {_shown_url(settings)} "
                   f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). Check "
                   "NEUROGATE_DATABASE_URL and that the database answers.", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     external = [path.read_text(encoding="utf-8") for path in checkpoint]
     with gateway.transaction() as session:
