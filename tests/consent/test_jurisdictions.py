@@ -275,3 +275,27 @@ def test_header_documents_every_key() -> None:
     header = SHIPPED.split("\n[", 1)[0]
     for key in (*_KEYS, *_OPTIONAL, "restricted_purposes"):
         assert f"#   {key} " in header or f"#   {key}\n" in header, key
+
+
+def test_interop_doc_lists_every_profile_and_law_derived_rule() -> None:
+    """docs/interop.md names every shipped profile and every law-derived rule with its source."""
+    from pathlib import Path
+
+    from neurogate.consent.policy import policy_ids, reason_source
+
+    text = (Path(__file__).parents[2] / "docs" / "interop.md").read_text("utf-8")
+    section = text.split("## Jurisdictions and the law the rules follow", 1)[1]
+    for code in profile_codes():
+        assert f"| `{code}`" in section, code
+    for rule in policy_ids():
+        source = reason_source(rule)
+        if source is not None:
+            assert f"| `{rule}` |" in section, rule
+            line = next(row for row in section.splitlines() if row.startswith(f"| `{rule}` |"))
+            assert line.endswith(f"| {source} |"), rule
+    for code in profile_codes():
+        profile = get_profile(code)
+        row = next(r for r in section.splitlines() if r.startswith(f"| `{code}`"))
+        days = " / ".join(str(profile.request_deadline_days[k])
+                          for k in ("delete", "limit_use", "access"))
+        assert f"| {days} |" in row, code
