@@ -98,7 +98,8 @@ def test_registration_refuses_bad_input_and_writes_nothing(
         "display_name": "Enter a name of at most 200 characters.",
         "date_of_birth": "Enter the date of birth as year-month-day, for example 2016-04-23.",
         "preferred_language": "Choose English, Chinese or Spanish.",
-        "jurisdiction": "Choose one of the rules: CRC, US-CA, US-CO, US-MT.",
+        "jurisdiction": "Choose one of the rules: CRC, US-CA, US-CO, US-MT, US-CT, EU, EU-DE, "
+                        "EU-FR, EU-ES, CL.",
         "capacity": "Choose whether the patient can decide for themselves.",
         "relationship": "Choose parent, legal guardian or legal representative.",
     }
