@@ -309,6 +309,10 @@ def test_consent_record_endpoint_serves_iso27560_and_kantara(source: Source) -> 
     bad = source.get(f"/v1/consents/{consent_id}/record?format=pdf", "guard1")
     assert _ok(bad, 422)["error"]["field"] == "format"
     assert source.get(f"/v1/consents/{consent_id}/record", "clin2").status_code == 404
+    mine = _ok(source.get(f"/v1/consents/{consent_id}", "research_app"))["subject"]
+    by_app = _ok(source.get(f"/v1/consents/{consent_id}/record?format=kantara",
+                            "research_app"))
+    assert by_app["piiPrincipalId"] == mine != receipt["piiPrincipalId"]
     assert json.loads(response.text)["@context"]["dpv"] == "https://w3id.org/dpv#"
 
 
@@ -335,6 +339,11 @@ def test_fhir_import_finds_patient_app_and_guardian_by_identifier(source: Source
     assert history[0]["detail"] == "fhir_import"
     superseded = _ok(source.get(f"/v1/consents/{original['id']}", "clin1"))
     assert superseded["status"] == "revoked"
+    receipt = _ok(source.get(f"/v1/consents/{imported['id']}/record?format=kantara",
+                             "guard1"))
+    assert receipt["collectionMethod"] == (
+        "given by a verified guardian for the subject through NeuroGate, recorded in person "
+        "by a clinician, imported from an EHR's FHIR Consent")
 
 
 def test_fhir_import_refuses_what_the_policy_refuses(source: Source) -> None:
