@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 PACKAGES = ["neurogate", "neurogate.consent", "neurogate.signal", "neurogate.devices",
-            "neurogate.gateway", "neurogate.errors"]
+            "neurogate.gateway", "neurogate.errors", "neurogate.recordings"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

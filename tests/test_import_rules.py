@@ -15,11 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "neurogate"
 CLIENT = Path(__file__).resolve().parents[1] / "clients" / "python" / "neurogate_client"
 FORBIDDEN = {
     "consent": ("neurogate.gateway", "neurogate.signal", "neurogate.devices", "fastapi",
-                "starlette", "uvicorn"),
+                "starlette", "uvicorn", "neurogate.recordings"),
     "signal": ("neurogate.gateway", "neurogate.consent", "neurogate.devices", "fastapi",
                "starlette", "uvicorn", "sqlalchemy", "sqlmodel"),
     "devices": ("neurogate.gateway", "neurogate.consent", "fastapi", "starlette", "sqlalchemy",
                 "sqlmodel"),
+    "recordings": ("neurogate.gateway", "neurogate.devices", "fastapi", "starlette", "uvicorn"),
 }
 
 

@@ -1,0 +1,80 @@
+"""The recording writer: segments cut by signal time, and a failing disk that stops the
+recording (with a ledger leaf) instead of raising into the stream."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from neurogate_client.wire import KIND_RAW, encode_frame
+from sqlmodel import select
+
+from neurogate.consent.models import LedgerLeaf, Recording
+from neurogate.gateway.recording_writer import RecordingWriter
+from neurogate.gateway.state import Gateway
+from neurogate.recordings import Keyring, SegmentStore, segments_of
+from tests.recordings.conftest import CHANNELS, RATE, add_recording, add_subject
+
+
+def _feed(writer: RecordingWriter, recording_id: str, seconds: float) -> None:
+    chunk = 25
+    for k in range(int(seconds * RATE / chunk)):
+        data = np.full((len(CHANNELS), chunk), k * 1e-6, dtype=np.float32)
+        writer.put(recording_id, encode_frame(data, sequence=k, timestamp=k * chunk / RATE,
+                                              kind=KIND_RAW))
+    writer.put(recording_id, json.dumps({
+        "type": "data", "product": "band_power", "seq": 1, "t": 1.0, "labels": ["C3"],
+        "columns": ["alpha", "beta"], "window_s": 2.0, "rate_hz": 1.0, "data": [[1.0, 2.0]]}))
+
+
+def _writer(gateway: Gateway, store: SegmentStore, keyring: Keyring) -> RecordingWriter:
+    writer = RecordingWriter(gateway, store=store, keyring=keyring, segment_seconds=1.0)
+    writer.start()
+    return writer
+
+
+def test_writer_cuts_segments_by_signal_time(gateway: Gateway, store: SegmentStore,
+                                             keyring: Keyring) -> None:
+    """3.5 s of raw becomes 1-s segments plus the rest at the stop; one feature segment."""
+    subject_id, consent_id = add_subject(gateway)
+    recording_id = add_recording(gateway, subject_id, consent_id)
+    writer = _writer(gateway, store, keyring)
+    writer.open(recording_id, subject_id=subject_id, channel_names=CHANNELS,
+                rates={"raw": RATE})
+    _feed(writer, recording_id, 3.5)
+    writer.finish(recording_id, "stream_ended")
+    assert writer.drain()
+    writer.stop()
+    with gateway.transaction() as session:
+        rows = segments_of(session, recording_id)
+        recording = session.get(Recording, recording_id)
+        assert recording is not None and recording.stop_reason == "stream_ended"
+    assert [(r.product, r.index) for r in rows] == [
+        ("band_power", 0), ("raw", 0), ("raw", 1), ("raw", 2), ("raw", 3)]
+
+
+def test_a_failing_disk_stops_the_recording_with_a_ledger_leaf(
+        gateway: Gateway, keyring: Keyring, tmp_path) -> None:
+    """A segment directory that cannot be written stops recording; nothing raises."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the segment directory should be")
+    subject_id, consent_id = add_subject(gateway)
+    recording_id = add_recording(gateway, subject_id, consent_id)
+    failed: list[str] = []
+    writer = RecordingWriter(gateway, store=SegmentStore(blocked), keyring=keyring,
+                             segment_seconds=1.0, on_failed=failed.append)
+    writer.start()
+    writer.open(recording_id, subject_id=subject_id, channel_names=CHANNELS,
+                rates={"raw": RATE})
+    _feed(writer, recording_id, 2.5)
+    assert writer.drain()
+    writer.stop()
+    assert failed == [recording_id]
+    with gateway.transaction() as session:
+        recording = session.get(Recording, recording_id)
+        assert recording is not None and recording.stop_reason == "write_failed"
+        assert segments_of(session, recording_id) == []
+        stops = [json.loads(leaf.entry) for leaf in session.exec(select(LedgerLeaf)).all()
+                 if leaf.entry and b"recording.stop" in leaf.entry]
+    assert [(s["recording"], s["reason_code"]) for s in stops] == [
+        (recording_id, "write_failed")]
