@@ -339,6 +339,9 @@ def _active_export(world: World, version: str) -> dict[str, Any]:
     ("R5", lambda r: r["grantor"][0]["extension"][0]["valueCoding"].update(code="NOPE"),
      "grantor[0]", None),
     ("R5", lambda r: r.update(status="sleeping"), "status", None),  # not FHIR at all
+    ("R5", lambda r: r["provision"][0].pop("data"), "provision[0].data",
+     "Invalid FHIR Consent element 'provision[0].data': name at least one data product the "
+     "consent permits."),
 ])
 def test_fhir_read_terms_refuses_what_cannot_be_honoured(
     world: World, version: str, change: Any, field: str, message: str | None,
@@ -351,3 +354,23 @@ def test_fhir_read_terms_refuses_what_cannot_be_honoured(
     assert caught.value.field == field
     if message is not None:
         assert caught.value.message == message
+
+
+def test_fhir_import_refuses_a_malformed_notice(world: World) -> None:
+    """A notice extension with a bad hash is refused naming policyBasis (nothing granted)."""
+    from neurogate.consent.standards import import_consent
+
+    view = next(v for v in world.views() if v.consent.id == world.ids["adult-neurofeedback"])
+    resource = to_fhir(view, "R5")
+    for part in resource["policyBasis"]["extension"][0]["extension"]:
+        if part["url"] == "sha256":
+            part["valueString"] = "not-a-hash"
+    with world.gateway.transaction() as session:
+        clinician = session.exec(select(Account).where(Account.username == "w.clin")).one()
+        with pytest.raises(ValidationError) as caught:
+            import_consent(session=session, ledger=world.gateway.ledger,
+                           principal=_who(clinician), resource=resource,
+                           subject_id=view.consent.subject_id)
+    assert caught.value.field == "policyBasis"
+    assert caught.value.message.startswith(
+        "Invalid FHIR Consent element 'policyBasis': its notice sha256 is not valid (")

@@ -289,11 +289,16 @@ def import_consent(
     guardian = _guardian(session, subject, terms)
     notice = terms.notice
     try:
+        shown = NoticeShown(version=notice["version"], language=notice["language"],
+                            variant=notice["variant"] or "plain", sha256=notice["sha256"])
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        raise _invalid(terms.paths["notice"], f"its notice {first['loc'][0]} is not valid "
+                       f"({first['msg']}).") from exc
+    try:
         request = ConsentCreate(
             subject_id=subject.id, app_id=app.id, purpose_id=terms.purpose_id,
-            products=terms.products,
-            notice=NoticeShown(version=notice["version"], language=notice["language"],
-                               variant=notice["variant"] or "plain", sha256=notice["sha256"]),
+            products=terms.products, notice=shown,
             valid_until=terms.valid_until, capacity=terms.capacity,
             guardian_account_id=guardian, assent=terms.assent,
         )
