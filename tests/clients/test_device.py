@@ -65,10 +65,13 @@ class FakeIngest:
         self.connections.append(seen)
         if self.refusals:
             code, text = self.refusals.pop(0)
-            ws.send(json.dumps({"type": "error", "code": "refused", "message": text}))
+            name = {4400: "bad_hello", 4401: "unauthenticated", 4403: "unpaired"}.get(
+                code, "bad_frame")
+            ws.send(json.dumps({"type": "error", "code": name, "message": text}))
             ws.close(code)
             return
-        ws.send(json.dumps({"type": "welcome", "protocol": 1, "stream": "s1"}))
+        ws.send(json.dumps({"type": "welcome", "protocol": 1, "stream": "s1",
+                            "max_frame_bytes": 1 << 20}))
         try:
             for message in ws:
                 if isinstance(message, bytes):
@@ -315,3 +318,32 @@ def test_token_source_tells_rejected_from_unreachable() -> None:
     with pytest.raises(ClientError, match=r"'gateway_url' parameter\. It must start with "
                                           r"'http://' or 'https://'"):
         TokenSource("ftp://gw", "a", "b")
+
+
+def test_client_moves_to_the_next_gateway_address(ingest: FakeIngest) -> None:
+    """With a list of addresses, a node that cannot be reached is skipped for the next one;
+    a node that drops the connection hands the stream to the next, frames continuing."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed once the block ends
+    second = FakeIngest()
+    try:
+        ingest.drop_after = 3
+        urls = [dead, ingest.url, second.url]
+        client = DeviceClient(urls, client_id="dev-id", client_secret="dev-secret", info=INFO,
+                              tokens=Tokens().source(ingest.url), backoff_initial_s=0.01,
+                              backoff_max_s=0.05)
+        with client:
+            assert client.wait_connected(timeout=10)
+            for k in range(10):
+                client.push(_samples(25, 25 * k), 1000.0 + k * 0.1)
+            assert client.flush(timeout=10)
+            stats = client.stats()
+        assert stats.gateway_url == second.url
+        assert stats.connections == 2
+        assert stats.delivered_samples == stats.pushed_samples == 250
+        assert stats.lost_samples == 0
+        sequences = sorted({seq for seq, _, _ in ingest.frames() + second.frames()})
+        assert sequences == list(range(10))
+    finally:
+        second.close()

@@ -10,8 +10,16 @@ from numpy.typing import NDArray
 
 from .wire import BINARY_PRODUCTS, decode_header, decode_samples
 
-__all__ = ["Data", "Event", "Gap", "Notice", "Revoked", "Subscribed", "event_from_json",
-           "event_from_frame"]
+__all__ = [
+    "Data",
+    "Event",
+    "Gap",
+    "Notice",
+    "Revoked",
+    "Subscribed",
+    "event_from_frame",
+    "event_from_json",
+]
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class AppSubscription:
         First and longest wait between attempts (doubling in between).
     connect_timeout_s : float
         Longest wait for the handshake and the gateway's first message.
+    tokens : TokenSource | None
+        Where access tokens come from (default: client credentials at each address).
 
     Attributes
     ----------
@@ -78,7 +80,7 @@ class AppSubscription:
                  client_secret: str, subject: str, purpose: str, format: str = "json",
                  reconnect: bool = False, max_reconnects: int | None = None,
                  backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0,
-                 connect_timeout_s: float = 10.0) -> None:
+                 connect_timeout_s: float = 10.0, tokens: TokenSource | None = None) -> None:
         if format not in FORMATS:
             msg = (f"Invalid value for the 'format' parameter. Allowed values are "
                    f"{fmt_allowed(FORMATS)}, but got {format!r} instead.")
@@ -90,7 +92,8 @@ class AppSubscription:
             raise ClientError(msg, field="gateway_url")
         query = urlencode({"subject": subject, "purpose": purpose, "format": format})
         self.urls = [websocket_url(b, f"/v1/stream/subscribe?{query}") for b in bases]
-        self._token_sources = [TokenSource(b, client_id, client_secret) for b in bases]
+        self._token_sources = [tokens or TokenSource(b, client_id, client_secret)
+                               for b in bases]
         self._at = 0
         self.subject, self.purpose, self.format = subject, purpose, format
         self.reconnect, self.max_reconnects = reconnect, max_reconnects
@@ -259,10 +262,13 @@ class AppSubscription:
                 return event
 
     def events(self) -> Iterator[Event]:
-        """Every event until the stream ends (a `Revoked` is the last one it yields)."""
+        """Every event until the stream ends (a `Revoked` is the last one it yields; the
+        gateway's close that follows it is read, so `close_code` is 4410 after it)."""
         while (event := self.next_event()) is not None:
             yield event
             if isinstance(event, Revoked):
+                while self.close_code is None and self._raw(timeout=2.0) is not None:
+                    pass
                 return
 
     def samples(self) -> Iterator[Data]:
