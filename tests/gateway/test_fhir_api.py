@@ -389,3 +389,18 @@ def test_fhir_search_by_an_apps_pseudonym(source: Source) -> None:
     refused = source.client.get("/fhir/Consent", params={"_count": "5"},
                                 headers=source.clinic.as_("clin1"))
     assert _ok(refused, 422)["error"]["field"] == "_count"
+
+
+def test_fhir_metadata_is_a_public_capability_statement(source: Source) -> None:
+    """/fhir/metadata answers without credentials: R5 JSON, Consent read and search by
+    patient, bearer tokens."""
+    from fhir.resources.capabilitystatement import CapabilityStatement
+
+    response = source.client.get("/fhir/metadata")
+    assert response.headers["content-type"].startswith(FHIR_JSON)
+    statement = CapabilityStatement.model_validate(_ok(response))
+    assert statement.fhirVersion == "5.0.0"
+    (resource,) = statement.rest[0].resource
+    assert resource.type == "Consent"
+    assert [i.code for i in resource.interaction] == ["read", "search-type"]
+    assert [p.name for p in resource.searchParam] == ["patient"]

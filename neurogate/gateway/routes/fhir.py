@@ -3,7 +3,7 @@
 The same object-level access as the REST API: a caller reads only the consents
 ``GET /v1/consents`` would list for them. Patients are named by pseudonym (an app's own
 for an app). Resources are R5; send ``Accept: application/fhir+json; fhirVersion=4.0``
-for R4.
+for R4. ``/fhir/metadata`` (public) is the server's CapabilityStatement.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from sqlmodel import select
 
+from neurogate import __version__
 from neurogate.consent import access, consents
 from neurogate.consent.models import Subject, utcnow
 from neurogate.consent.standards import to_fhir
@@ -90,3 +91,33 @@ def search_fhir_consents(request: Request, gw: GatewayDep, principal: CurrentPri
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = entries
     return FhirResponse(bundle)
+
+
+@router.get("/metadata", response_class=FhirResponse, responses=_FHIR_RESPONSE)
+def read_fhir_capabilities(request: Request, gw: GatewayDep) -> FhirResponse:
+    """The FHIR CapabilityStatement: read and search Consent, R5 JSON, bearer tokens."""
+    base = str(request.base_url).rstrip("/")
+    return FhirResponse({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": utcnow().date().isoformat(),
+        "kind": "instance",
+        "software": {"name": "NeuroGate", "version": __version__},
+        "implementation": {"description": f"NeuroGate gateway {gw.ledger.origin}",
+                           "url": f"{base}/fhir"},
+        "fhirVersion": "5.0.0",
+        "format": [FHIR_JSON],
+        "rest": [{
+            "mode": "server",
+            "security": {"description": "Send 'Authorization: Bearer <token>': a person's "
+                                        "session token or an app's access token. Each "
+                                        "caller reads only the consents it may see."},
+            "resource": [{
+                "type": "Consent",
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": [{"name": "patient", "type": "reference",
+                                 "documentation": "The patient's pseudonym: p, Patient/p "
+                                                  f"or {PSEUDONYM_SYSTEM}|p."}],
+            }],
+        }],
+    })
