@@ -159,8 +159,14 @@ def _refusals(world: SignInWorld) -> list[str]:
 def test_oidc_authorization_request_uses_pkce_s256_state_and_nonce(world: SignInWorld) -> None:
     """The browser is sent to the provider with a state, a nonce and an S256 challenge."""
     with world.browser() as browser:
-        location = _start(browser).headers["location"]
+        started = _start(browser)
+        location = started.headers["location"]
         assert browser.cookies.get("ngs_oidc")
+    cookie = started.headers["set-cookie"].lower()
+    assert cookie.startswith("ngs_oidc=")
+    for attribute in ("httponly", "samesite=lax", "path=/portal/oidc/callback",
+                      "max-age=600"):
+        assert attribute in cookie
     query = parse_qs(urlsplit(location).query)
     assert location.startswith(world.issuer)
     assert query["client_id"] == [CLIENT_ID]
@@ -214,10 +220,11 @@ def test_oidc_clinician_signs_in_and_reaches_only_their_patients(world: SignInWo
     ("tamper", "BadSignatureError"),
     ("audience", "InvalidClaimError (claim aud)"),
     ("nonce", "InvalidClaimError (claim nonce)"),
+    ("issuer", "InvalidClaimError (claim iss)"),
 ])
 def test_oidc_altered_id_token_is_refused(world: SignInWorld, mode: str, reason: str) -> None:
-    """A tampered ID token, one for another audience and one with another nonce are each
-    refused by the gateway's validation, and no session starts."""
+    """A tampered ID token, one for another audience, one with another nonce and one from
+    another issuer are each refused by the gateway's validation, and no session starts."""
     world.mapping("groups", "neurology", "clinician")
     world.account("dr-bea-8", groups=["neurology"])
     world.next_token(mode)
@@ -294,6 +301,26 @@ def test_oidc_withdrawn_mapping_refuses_the_next_sign_in(world: SignInWorld) -> 
     assert deleted.status_code == 204
     with world.browser() as browser:
         assert sign_in(browser).status_code == 403
+
+
+def test_oidc_several_mapped_roles_give_the_lesser(world: SignInWorld) -> None:
+    """An identity that mappings make both clinician and admin signs in as clinician."""
+    world.mapping("groups", "neurology", "clinician")
+    assert world.mapping("groups", "it-admins", "admin").status_code == 201
+    world.account("dr-gus-13", groups=["it-admins", "neurology"])
+    with world.browser() as browser:
+        assert sign_in(browser).status_code == 200
+        assert browser.get("/v1/auth/me").json()["role"] == "clinician"
+
+
+def test_oidc_mapping_of_the_same_claim_value_twice_is_a_conflict(world: SignInWorld) -> None:
+    """A claim and value have one mapping at most; a second is refused with 409."""
+    world.mapping("groups", "neurology", "clinician")
+    again = world.mapping("groups", "neurology", "admin")
+    assert again.status_code == 409
+    assert again.json()["error"]["message"] == (
+        "A mapping of the claim 'groups' with the value 'neurology' already exists (role "
+        "'clinician'); delete it first to change its role.")
 
 
 @pytest.mark.parametrize("role", ["subject", "guardian"])

@@ -8,10 +8,10 @@
 //
 // Test switches (loopback only, outside the OpenID protocol):
 //   POST /test/account  {"sub": "...", "claims": {...}}   the account the next sign-in uses
-//   POST /test/next-token {"mode": "tamper" | "audience" | "nonce" | "none"}
+//   POST /test/next-token {"mode": "tamper" | "audience" | "nonce" | "issuer" | "none"}
 //        alters the ID token of the next token response only: "tamper" changes a claim
-//        and keeps the old signature; "audience" and "nonce" re-sign (same key) a token
-//        for another audience or with another nonce.
+//        and keeps the old signature; "audience", "nonce" and "issuer" re-sign (same key)
+//        a token for another audience, with another nonce or from another issuer.
 import http from 'node:http';
 
 import { CompactSign, exportJWK, generateKeyPair, importJWK } from 'jose';
@@ -46,6 +46,7 @@ async function alterIdToken(idToken, mode) {
   }
   if (mode === 'audience') claims.aud = 'another-client';
   if (mode === 'nonce') claims.nonce = 'not-the-nonce-that-was-sent';
+  if (mode === 'issuer') claims.iss = 'https://another-provider.example';
   return new CompactSign(Buffer.from(JSON.stringify(claims)))
     .setProtectedHeader(b64json(header))
     .sign(signingKey);
