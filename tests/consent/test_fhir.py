@@ -339,6 +339,11 @@ def _active_export(world: World, version: str) -> dict[str, Any]:
     ("R5", lambda r: r["grantor"][0]["extension"][0]["valueCoding"].update(code="NOPE"),
      "grantor[0]", None),
     ("R5", lambda r: r.update(status="sleeping"), "status", None),  # not FHIR at all
+    ("R4", lambda r: r["provision"]["provision"][0].update(type="permit"),
+     "provision.provision[0].type", None),
+    ("R5", lambda r: r["provision"][0]["provision"][0].update(
+        provision=[{"data": r["provision"][0]["data"]}]),
+     "provision[0].provision[0].provision", None),
     ("R5", lambda r: r["provision"][0].pop("data"), "provision[0].data",
      "Invalid FHIR Consent element 'provision[0].data': name at least one data product the "
      "consent permits."),
@@ -374,3 +379,23 @@ def test_fhir_import_refuses_a_malformed_notice(world: World) -> None:
     assert caught.value.field == "policyBasis"
     assert caught.value.message.startswith(
         "Invalid FHIR Consent element 'policyBasis': its notice sha256 is not valid (")
+
+
+def test_fhir_import_refuses_a_purpose_the_app_did_not_declare(world: World) -> None:
+    """Imported for an app that did not declare the purpose: refused naming the purpose."""
+    from neurogate.consent.models import App
+    from neurogate.consent.standards import import_consent
+
+    view = next(v for v in world.views() if v.consent.id == world.ids["adult-neurofeedback"])
+    with world.gateway.transaction() as session:
+        clinician = session.exec(select(Account).where(Account.username == "w.clin")).one()
+        ward = session.exec(select(App).where(App.name == "Ward")).one()
+        with pytest.raises(ValidationError) as caught:
+            import_consent(session=session, ledger=world.gateway.ledger,
+                           principal=_who(clinician), resource=to_fhir(view, "R5"),
+                           subject_id=view.consent.subject_id, app_id=ward.id)
+    assert caught.value.field == "provision[0].purpose"
+    assert caught.value.message == (
+        "Invalid FHIR Consent element 'provision[0].purpose': Invalid value for the "
+        "'purpose_id' field. This app declared the purposes 'clinical_monitoring', "
+        "'research_noncommercial', but got 'neurofeedback' instead.")
