@@ -47,11 +47,12 @@ from neurogate.gateway.portal import (
     routes_concerns,
     routes_data,
     routes_home,
+    routes_recordings,
     web,
 )
 
 ROUTERS: tuple[Any, ...] = (routes_auth, routes_home, routes_child, routes_concerns, routes_data,
-                            console)
+                            console, routes_recordings)
 
 router = APIRouter(include_in_schema=False)
 for _module in ROUTERS:

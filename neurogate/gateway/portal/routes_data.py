@@ -23,6 +23,7 @@ from neurogate.consent.consents import list_consents
 from neurogate.consent.proofs import check_consent, receipt_of
 from neurogate.consent.purposes import load_catalog
 from neurogate.errors import not_found
+from neurogate.gateway import recording
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal import charts, preview, web
 from neurogate.gateway.portal._views import PRODUCT_WORDS
@@ -290,9 +291,13 @@ def erase_my_data(request: Request, gw: GatewayDep, user: PortalUserDep,
             "nothing was erased."))
         return render(request, "data/erase.html", {**context, "errors": errors}, status=400)
     with gw.transaction() as session:
-        index = rights.erase_subject(session=session, ledger=gw.ledger,
-                                     principal=user.principal, subject_id=subject_id)
-    return render(request, "data/erased.html", {**context, "ledger_index": index})
+        erasure = rights.erase(session=session, ledger=gw.ledger, principal=user.principal,
+                               subject_id=subject_id, shred=recording.shredder(gw))
+    recording.remove_files(gw, list(erasure.recording_ids))
+    return render(request, "data/erased.html", {
+        **context, "ledger_index": erasure.ledger_index,
+        "recordings_deleted": len(erasure.recording_ids), "copies": erasure.copies,
+        "receipt": json.dumps(erasure.receipt, indent=2, ensure_ascii=False)})
 
 
 __all__ = ["router"]
