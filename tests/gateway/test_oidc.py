@@ -369,6 +369,11 @@ def test_oidc_console_page_approves_and_refuses_mappings(world: SignInWorld) -> 
             "role": "guardian"})
         assert refused.status_code == 400
         assert "Patients and guardians always sign in with their own passwords." in refused.text
+        both = browser.post("/portal/console/sign-in", data={
+            "csrf_token": token.group(1), "claim": "two words", "value": "",
+            "role": "clinician"})
+        assert both.status_code == 400
+        assert 'href="#field-claim"' in both.text and 'href="#field-value"' in both.text
         added = browser.post("/portal/console/sign-in", data={
             "csrf_token": token.group(1), "claim": "groups", "value": "epilepsy-unit",
             "role": "clinician"})

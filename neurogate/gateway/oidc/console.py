@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
 from neurogate.consent.models import OIDC_ROLES, Account
-from neurogate.errors import ConflictError, ValidationError
+from neurogate.errors import ConflictError
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.oidc import mappings
 from neurogate.gateway.portal.console._common import require
@@ -66,13 +66,14 @@ def create_sign_in_mapping(request: Request, gw: GatewayDep, user: PortalUserDep
     if not gw.settings.oidc_enabled or gw.settings.oidc_issuer is None:
         return _page(request, gw, user, problems={"claim": "not_configured"},
                      entered=entered, status=409)
+    problems = {exc.field or "claim": exc.field or "claim"
+                for exc in mappings.mapping_problems(**entered)}
+    if problems:
+        return _page(request, gw, user, problems=problems, entered=entered, status=400)
     try:
         with gw.transaction() as session:
             mappings.create_mapping(session=session, principal=user.principal,
                                     issuer=gw.settings.oidc_issuer, **entered)
-    except ValidationError as exc:
-        field = exc.field or "claim"
-        return _page(request, gw, user, problems={field: field}, entered=entered, status=400)
     except ConflictError:
         return _page(request, gw, user, problems={"value": "duplicate"}, entered=entered,
                      status=409)

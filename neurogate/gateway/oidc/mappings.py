@@ -60,31 +60,40 @@ class Identity:
     claims: Mapping[str, Any]
 
 
-def check_mapping(*, claim: str, value: str, role: str) -> tuple[str, str, str]:
-    """The stripped (claim, value, role) of a new mapping, or a ValidationError naming the
-    field."""
+def mapping_problems(*, claim: str, value: str, role: str) -> list[ValidationError]:
+    """Every field of a new mapping that breaks the rules, as errors naming it."""
     claim, value, role = claim.strip(), value.strip(), role.strip()
+    found = []
     if not CLAIM_NAME.match(claim):
         msg = (
             "Invalid value for the 'claim' field. It must be an ID-token claim name of 1 to "
             f"100 letters, digits or _ . : / - (for example 'groups'), but got {claim[:80]!r} "
             "instead."
         )
-        raise ValidationError(msg, field="claim")
+        found.append(ValidationError(msg, field="claim"))
     if not 1 <= len(value) <= MAX_VALUE_LENGTH:
         msg = (
             f"Invalid value for the 'value' field. It must have 1 to {MAX_VALUE_LENGTH} "
             "characters (for example 'neurology')."
         )
-        raise ValidationError(msg, field="value")
+        found.append(ValidationError(msg, field="value"))
     if role not in OIDC_ROLES:
         allowed = " and ".join(repr(r) for r in OIDC_ROLES)
         why = (" Subjects and guardians sign in with their own passwords, never through the "
                "hospital's identity provider." if role in ROLES else "")
         msg = (f"Invalid value for the 'role' field. Allowed values are {allowed}, but got "
                f"{role[:40]!r} instead.{why}")
-        raise ValidationError(msg, field="role")
-    return claim, value, role
+        found.append(ValidationError(msg, field="role"))
+    return found
+
+
+def check_mapping(*, claim: str, value: str, role: str) -> tuple[str, str, str]:
+    """The stripped (claim, value, role) of a new mapping, or the first ValidationError
+    naming a field."""
+    problems = mapping_problems(claim=claim, value=value, role=role)
+    if problems:
+        raise problems[0]
+    return claim.strip(), value.strip(), role.strip()
 
 
 def create_mapping(*, session: Session, principal: Principal, issuer: str, claim: str,
@@ -200,6 +209,7 @@ __all__ = [
     "delete_mapping",
     "list_identities",
     "list_mappings",
+    "mapping_problems",
     "role_for",
     "sign_in",
 ]
