@@ -114,7 +114,8 @@ class DeliveryCounter:
 
     async def tick(self, gateway: Gateway) -> None:
         """Count ended subscriptions now, live ones if `every` seconds have passed."""
-        live = dict(gateway.hub.subscriptions)
+        live = {key: sub for key, sub in gateway.hub.subscriptions.items()
+                if not getattr(sub, "internal", False)}  # apps only, not the recorder
         everything = self._clock() - self._last_flush >= self.every
         if not everything and live.keys() == self._counted.keys():
             return

@@ -55,9 +55,9 @@ class RecorderSubscription(Subscription):
     stream_id: str = ""
     consent_id: str = ""
     finished: bool = field(default=False)
+    internal: bool = True  # not an app: not counted in what apps received
 
     def enqueue(self, message: str | bytes) -> None:
-        self.delivered += 1
         self.writer.put(self.recording_id, message)  # type: ignore[union-attr]
 
     def end(self, code: int, message: dict[str, Any]) -> None:
@@ -254,7 +254,11 @@ class Recorders:
 async def keep(gateway: Gateway) -> None:
     """Record what may be kept, and sweep what is due, while the gateway runs."""
     settings = gateway.settings
-    keyring = keyring_of(gateway) if settings.recording_enabled else None
+    try:
+        keyring = keyring_of(gateway) if settings.recording_enabled else None
+    except NeurogateError as exc:  # e.g. a key file inside the data directory
+        log.warning("recording is off: %s", exc.message)
+        keyring = None
     recorders = Recorders(gateway, keyring) if keyring is not None else None
     if recorders is None:
         log.info("recording is off (no key-encryption key configured, or disabled)")

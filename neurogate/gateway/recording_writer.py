@@ -63,6 +63,7 @@ class RecordingWriter:
                  reload_keyring: Callable[[], Keyring | None] | None = None) -> None:
         self.gateway = gateway
         self.reload_keyring = reload_keyring  # after `neurogate keys rotate` meanwhile
+        self._stamp: int | None = None
         self.store = store
         self.keyring = keyring
         self.segment_seconds = segment_seconds
@@ -191,7 +192,24 @@ class RecordingWriter:
         current.index[product] = index + 1
         current.segments += 1
 
+    def _refresh(self) -> None:
+        """Reload the keyring when its key file changed (a rotation), so that no data key
+        is ever wrapped under a key-encryption key that was destroyed."""
+        path = self.keyring.path
+        if path is None or self.reload_keyring is None:
+            return
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return
+        if stamp != self._stamp:
+            self._stamp = stamp
+            fresh = self.reload_keyring()
+            if fresh is not None:
+                self.keyring = fresh
+
     def _write(self, recording_id: str, index: int, segment: SegmentData) -> bool:
+        self._refresh()
         with self.gateway.transaction() as session:
             recording = session.get(Recording, recording_id)
             if recording is None or recording.stopped_at is not None:
