@@ -54,6 +54,7 @@ class World:
     gateway: Gateway
     ids: dict[str, str] = field(default_factory=dict)  # label -> consent id
     refused: dict[str, str] = field(default_factory=dict)  # purpose -> why none exists
+    labels: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (subject, app)
 
     def views(self) -> list[ConsentView]:
         """Every consent of the world, as people see it."""
@@ -81,6 +82,49 @@ def _notice(purpose_id: str) -> NoticeShown:
                        sha256=notice.sha256)
 
 
+@dataclass
+class People:
+    """The world's people, patients and apps (no consent), by label."""
+
+    principals: dict[str, Principal]
+    subjects: dict[str, Subject]
+    apps: dict[str, str]
+
+
+def build_people(session: Any) -> People:
+    """A clinician, a parent, a legal representative; an adult, a child of 9 and an adult
+    lacking capacity; a commercial app (approved impact assessment) declaring every
+    purpose, and a non-commercial ward app."""
+    made = {name: create_account(session=session, username=name, password="x" * 12,
+                                 role=role)
+            for name, role in [("w.clin", "clinician"), ("w.owner", "app_owner"),
+                               ("w.parent", "guardian"), ("w.rep", "guardian"),
+                               ("w.admin", "admin")]}
+    who = {name: _who(account) for name, account in made.items()}
+    clin, owner = who["w.clin"], who["w.owner"]
+    today = utcnow().date()
+    subjects = {label: registry.create_subject(session=session, principal=clin,
+                                               request=SubjectCreate(**body))
+                for label, body in [
+                    ("adult", {"date_of_birth": today.replace(year=today.year - 40, day=1)}),
+                    ("child", {"date_of_birth": today.replace(year=today.year - 9, day=1)}),
+                    ("ward", {"date_of_birth": today.replace(year=today.year - 50, day=1),
+                              "capacity": "lacking"})]}
+    registry.link_guardian(session=session, principal=clin, subject_id=subjects["child"].id,
+                           request=GuardianLinkCreate(guardian_username="w.parent"))
+    registry.link_guardian(session=session, principal=clin, subject_id=subjects["ward"].id,
+                           request=GuardianLinkCreate(guardian_username="w.rep",
+                                                      relationship="legal_representative"))
+    every, _, _ = registry.create_app(session=session, principal=owner, request=AppCreate(
+        name="Every purpose", commercial=True, declared_purposes=list(load_catalog().ids())))
+    registry.update_app(session=session, principal=who["w.admin"], app_id=every.id,
+                        request=AppUpdate(cria_status="approved"))
+    ward, _, _ = registry.create_app(session=session, principal=owner, request=AppCreate(
+        name="Ward", commercial=False, declared_purposes=["clinical_monitoring",
+                                                         "research_noncommercial"]))
+    return People(principals=who, subjects=subjects, apps={"every": every.id, "ward": ward.id})
+
+
 def build_world(tmp: Path) -> World:
     """Seed the demo, then grant through the domain functions: every purpose to an adult
     (by a commercial app with an approved impact assessment), a guardian's consent with
@@ -93,31 +137,10 @@ def build_world(tmp: Path) -> World:
     world.ids.update({f"demo-{k}": v for k, v in seeded.consents.items()})
     ledger = gateway.ledger
     with gateway.transaction() as session:
-        made = {name: create_account(session=session, username=name, password="x" * 12,
-                                     role=role)
-                for name, role in [("w.clin", "clinician"), ("w.owner", "app_owner"),
-                                   ("w.parent", "guardian"), ("w.rep", "guardian"),
-                                   ("w.admin", "admin")]}
-        clin, owner = _who(made["w.clin"]), _who(made["w.owner"])
-        today = utcnow().date()
-        adult = registry.create_subject(session=session, principal=clin, request=SubjectCreate(
-            date_of_birth=today.replace(year=today.year - 40, day=1)))
-        child = registry.create_subject(session=session, principal=clin, request=SubjectCreate(
-            date_of_birth=today.replace(year=today.year - 9, day=1)))
-        ward = registry.create_subject(session=session, principal=clin, request=SubjectCreate(
-            date_of_birth=today.replace(year=today.year - 50, day=1), capacity="lacking"))
-        registry.link_guardian(session=session, principal=clin, subject_id=child.id,
-                               request=GuardianLinkCreate(guardian_username="w.parent"))
-        registry.link_guardian(session=session, principal=clin, subject_id=ward.id,
-                               request=GuardianLinkCreate(guardian_username="w.rep",
-                                                          relationship="legal_representative"))
-        app, _, _ = registry.create_app(session=session, principal=owner, request=AppCreate(
-            name="Every purpose", commercial=True, declared_purposes=list(load_catalog().ids())))
-        registry.update_app(session=session, principal=_who(made["w.admin"]), app_id=app.id,
-                            request=AppUpdate(cria_status="approved"))
-        clinic, _, _ = registry.create_app(session=session, principal=owner, request=AppCreate(
-            name="Ward", commercial=False, declared_purposes=["clinical_monitoring",
-                                                             "research_noncommercial"]))
+        people = build_people(session)
+        clin = people.principals["w.clin"]
+        adult, child, ward = (people.subjects[k] for k in ("adult", "child", "ward"))
+        app_id, clinic_id = people.apps["every"], people.apps["ward"]
 
         def grant(label: str, principal: Principal, subject: Subject, app_id: str,
                   purpose: str, **extra: Any) -> None:
@@ -126,26 +149,29 @@ def build_world(tmp: Path) -> World:
                     subject_id=subject.id, app_id=app_id, purpose_id=purpose,
                     notice=_notice(purpose), **extra))
             world.ids[label] = consent.id
+            world.labels[consent.id] = (
+                next(k for k, s in people.subjects.items() if s.id == subject.id),
+                next(k for k, a in people.apps.items() if a == app_id))
 
         for purpose in load_catalog().ids():
             try:
-                grant(f"adult-{purpose}", clin, adult, app.id, purpose)
+                grant(f"adult-{purpose}", clin, adult, app_id, purpose)
             except ConsentError as exc:
                 world.refused[purpose] = exc.message
-        parent, rep = _who(made["w.parent"]), _who(made["w.rep"])
-        grant("child-clinical", parent, child, clinic.id, "clinical_monitoring")
+        parent, rep = people.principals["w.parent"], people.principals["w.rep"]
+        grant("child-clinical", parent, child, clinic_id, "clinical_monitoring")
         consents.record_assent(session=session, ledger=ledger, principal=clin,
                                consent_id=world.ids["child-clinical"], assent="given")
-        grant("child-research", parent, child, clinic.id, "research_noncommercial",
+        grant("child-research", parent, child, clinic_id, "research_noncommercial",
               products=["band_power"])
         consents.record_assent(session=session, ledger=ledger, principal=clin,
                                consent_id=world.ids["child-research"], assent="dissent")
-        grant("ward-clinical", rep, ward, clinic.id, "clinical_monitoring")
-        grant("adult-research-old", clin, adult, clinic.id, "research_noncommercial")
+        grant("ward-clinical", rep, ward, clinic_id, "clinical_monitoring")
+        grant("adult-research-old", clin, adult, clinic_id, "research_noncommercial")
         consents.revoke_consent(session=session, ledger=ledger, principal=clin,
                                 consent_id=world.ids["adult-research-old"], reason="asked")
-        grant("adult-research-again", clin, adult, clinic.id, "research_noncommercial")
-        grant("adult-clinical-short", clin, adult, clinic.id, "clinical_monitoring",
+        grant("adult-research-again", clin, adult, clinic_id, "research_noncommercial")
+        grant("adult-clinical-short", clin, adult, clinic_id, "clinical_monitoring",
               valid_until=utcnow() + timedelta(days=1))
     with gateway.transaction() as session:
         consents.expire_due(session=session, ledger=ledger, now=utcnow() + timedelta(days=2))
@@ -399,3 +425,69 @@ def test_fhir_import_refuses_a_purpose_the_app_did_not_declare(world: World) -> 
         "Invalid FHIR Consent element 'provision[0].purpose': Invalid value for the "
         "'purpose_id' field. This app declared the purposes 'clinical_monitoring', "
         "'research_noncommercial', but got 'neurofeedback' instead.")
+
+
+def test_fhir_import_into_a_fresh_gateway_gives_the_same_decisions(
+    world: World, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each world consent (every purpose, grantor kind, status), exported in R5 and R4 and
+    imported into a gateway with the same people and apps but no consent, gives the same
+    decision (allowed and reasons) for every product of its purpose; an inactive one is
+    refused naming ``status``, and one the child dissented from (which the policy does not
+    let be recorded) naming ``provision[0]``: nothing flows from either in any gateway."""
+    from neurogate.consent.models import App
+    from neurogate.consent.standards import import_consent
+
+    tmp = tmp_path_factory.mktemp("fresh")
+    fresh = build_gateway(Settings(data_dir=tmp, database_url=f"sqlite:///{tmp / 'db.sqlite'}",
+                                   environment="test", **FAST_HASHING))
+    with fresh.transaction() as session:
+        people = build_people(session)
+        ids = {label: s.id for label, s in people.subjects.items()}
+    compared = refused = 0
+
+    def decisions(gateway: Gateway, subject_id: str, app_id: str, purpose: str) -> list[Any]:
+        with gateway.transaction() as session:
+            subject, app = session.get(Subject, subject_id), session.get(App, app_id)
+            assert subject is not None and app is not None
+            return [(product, d.allowed, d.reasons) for product in
+                    load_catalog().get(purpose).products
+                    for d in [consents.evaluate(session=session, subject=subject, app=app,
+                                                purpose_id=purpose, product=product)]]
+
+    for version in VERSIONS:
+        for view in world.views():
+            if view.consent.id not in world.labels:
+                continue  # the demo's consents: their people are not in the fresh gateway
+            subject_label, app_label = world.labels[view.consent.id]
+            k = view.consent
+            with fresh.transaction() as session:
+                call = {"session": session, "ledger": fresh.ledger,
+                        "principal": people.principals["w.clin"],
+                        "resource": to_fhir(view, version), "subject_id": ids[subject_label],
+                        "app_id": people.apps[app_label]}
+                if k.status != "active":
+                    with pytest.raises(ValidationError) as caught:
+                        import_consent(**call)
+                    assert caught.value.field == "status"
+                    refused += 1
+                    continue
+                try:
+                    imported, _ = import_consent(**call)
+                except ValidationError as exc:  # the policy refuses to record it
+                    assert exc.field == {"R5": "provision[0]", "R4": "provision"}[version]
+                    assert k.assent == "dissent"  # a child's dissent: nothing flows anyway
+                    assert not any(allowed for _, allowed, _ in decisions(
+                        world.gateway, k.subject_id, k.app_id, k.purpose_id))
+                    refused += 1
+                    continue
+                assert (imported.purpose_id, imported.products, imported.granted_capacity,
+                        imported.assent, imported.valid_until) == (
+                    k.purpose_id, k.products, k.granted_capacity,
+                    k.assent if k.assent != "not_required" else "not_required", k.valid_until)
+            assert decisions(fresh, ids[subject_label], people.apps[app_label],
+                             k.purpose_id) == decisions(world.gateway, k.subject_id, k.app_id,
+                                                        k.purpose_id), (version, k.purpose_id)
+            compared += 1
+    assert compared >= 2 * 10 and refused == 2 * 3
+    fresh.engine.dispose()
