@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import socket
+import struct
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -111,3 +117,77 @@ def test_streaming_revocation_closes_the_app_and_stops_frames(
     # first sample came after the answer was certainly produced after the commit.
     late = [m for m in clinical.data() if m["t"] > acknowledged]
     assert late == [], f"{len(late)} frames after the revocation (call at {started})"
+
+
+class _RawApp:
+    """A WebSocket app client on a bare socket with a small receive buffer: no client
+    library reads ahead, so what the app does not read stays with the gateway."""
+
+    def __init__(self, url: str, path: str, token: str) -> None:
+        host = urlsplit(url)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect
+        self.sock.connect((host.hostname, host.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host.netloc}\r\n"
+                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Authorization: Bearer {token}\r\n\r\n").encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self.sock.recv(4096)
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 101"), head
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            chunk = self.sock.recv(4096)
+            assert chunk, "the gateway closed the connection"
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self) -> dict[str, object]:
+        """The next text message (server frames are unmasked and, here, unfragmented)."""
+        first, size = self._read(2)
+        assert first == 0x81, f"expected a text frame, got opcode byte {first:#x}"
+        if size == 126:
+            size = struct.unpack("!H", self._read(2))[0]
+        elif size == 127:
+            size = struct.unpack("!Q", self._read(8))[0]
+        return dict(json.loads(self._read(size)))
+
+
+def test_streaming_a_slow_app_gets_a_gap_not_old_data(live: tuple[ServerProcess, Clinic]
+                                                     ) -> None:
+    """An app that stops reading for 6 s is told with a `gap` what it lost, the count
+    matching the jump in `seq`, and then gets data again: the gateway does not keep
+    seconds of its data in socket buffers (it used to deliver all of it, late, no gap)."""
+    server, clinic = live
+    device_sock, _ = open_device(server.url, app_token(server.url, clinic.secrets["dev1"]))
+    device = DeviceThread(device_sock).start()
+    subject = _pseudonym(clinic, "clinic_app")
+    app = _RawApp(server.url, f"/v1/stream/subscribe?subject={subject}"
+                              "&purpose=clinical_monitoring",
+                  app_token(server.url, clinic.secrets["clinic_app"]))
+    messages: list[dict[str, object]] = []
+    try:
+        assert app.recv()["type"] == "subscribed"
+        messages.append(app.recv())
+        time.sleep(6.0)  # the app reads nothing
+        while len(messages) < 2000:
+            messages.append(app.recv())
+            if len(messages) > 2 and messages[-2]["type"] == "gap":
+                break
+    finally:
+        app.sock.close()
+        device.stop()
+    gap = next(i for i, m in enumerate(messages) if m["type"] == "gap")
+    assert gap > 0 and messages[gap - 1]["type"] == "data"
+    assert messages[gap + 1]["type"] == "data"
+    dropped = messages[gap]["dropped"]
+    assert isinstance(dropped, int) and dropped > 0
+    # The counter counts every message made for the app, delivered or not.
+    after, before = messages[gap + 1]["seq"], messages[gap - 1]["seq"]
+    assert isinstance(after, int) and isinstance(before, int)
+    assert after - before - 1 == dropped

@@ -42,8 +42,8 @@ from neurogate.gateway.streams import STORE_UNAVAILABLE, LiveStream, Subscriptio
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("neurogate.streams")
 HELLO_TIMEOUT_SECONDS = 10.0
-WRITE_BUFFER_BYTES = 64 * 1024  # an app's transport pauses the sender above this
-SEND_BUFFER_BYTES = 64 * 1024  # SO_SNDBUF of an app's socket (Linux doubles it)
+WRITE_BUFFER_BYTES = 16 * 1024  # an app's transport pauses the sender above this
+SEND_BUFFER_BYTES = 16 * 1024  # SO_SNDBUF of an app's socket (Linux doubles it)
 CLOSE_TIMEOUT_SECONDS = 1.0  # a closing message an app does not take in time: connection cut
 _HELLO_CODES = {CloseCode.FORBIDDEN: "unpaired", CloseCode.DUPLICATE_STREAM: "duplicate_stream"}
 
