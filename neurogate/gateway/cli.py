@@ -211,7 +211,7 @@ def demo_credentials(
     """Print the demo's client credentials (apps clinic, focus, adlab; devices cap, band)."""
     import shlex
 
-    from neurogate.gateway.demo import CREDENTIALS_FILE, load_credentials
+    from neurogate.gateway._demo_credentials import CREDENTIALS_FILE, load_credentials
 
     settings = get_settings()
     credentials = load_credentials(settings.data_dir)

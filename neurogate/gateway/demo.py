@@ -12,8 +12,6 @@ ever written to a file.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,6 +33,11 @@ from neurogate.consent.schemas import (
     SubjectAccountCreate,
     SubjectCreate,
 )
+from neurogate.gateway._demo_credentials import (
+    CREDENTIALS_FILE,
+    load_credentials,
+    save_credentials,
+)
 from neurogate.gateway.state import Gateway
 
 DEMO_PASSWORD = "demo-password"
@@ -45,7 +48,6 @@ APP_NAMES = {"clinic": "Ward EEG Monitor", "focus": "FocusQuest Neurofeedback",
              "adlab": "AdLab Neuromarketing"}
 DEVICE_SERIALS = {"cap": "ACME-0001", "band": "ACME-0002"}
 SUBJECT_NAMES = {"alex": "Alex Adult", "mia": "Mia Child"}
-CREDENTIALS_FILE = "demo-credentials.json"
 
 
 @dataclass
@@ -163,27 +165,8 @@ def seed(gateway: Gateway) -> DemoWorld:
         world.apps = {label: app.id for label, app in apps.items()}
         world.accounts = {a.username: a.role for a in session.exec(select(Account)).all()}
         world.created = True
-    _save_credentials(gateway.settings.data_dir, world.credentials)
+    save_credentials(gateway.settings.data_dir, world.credentials)
     return world
-
-
-def _save_credentials(data_dir: Path, credentials: dict[str, tuple[str, str]]) -> None:
-    path = data_dir / CREDENTIALS_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({label: {"client_id": cid, "client_secret": secret}
-                   for label, (cid, secret) in credentials.items()}, handle, indent=1)
-
-
-def load_credentials(data_dir: Path) -> dict[str, tuple[str, str]]:
-    """The demo's client credentials (label to client_id and secret), as seeded in
-    ``data_dir``; empty if this data directory holds none."""
-    path = data_dir / CREDENTIALS_FILE
-    if not path.is_file():
-        return {}
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    return {label: (c["client_id"], c["client_secret"]) for label, c in stored.items()}
 
 
 def load_world(session: Session, data_dir: Path | None = None) -> DemoWorld:
