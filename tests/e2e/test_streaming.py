@@ -164,6 +164,10 @@ def test_streaming_a_slow_app_gets_a_gap_not_old_data(live: tuple[ServerProcess,
     matching the jump in `seq`, and then gets data again: the gateway does not keep
     seconds of its data in socket buffers (it used to deliver all of it, late, no gap)."""
     server, clinic = live
+    granted = clinic.client.post("/v1/consents", headers=clinic.as_("adult1"), json={
+        "subject_id": clinic.ids["adult1"], "app_id": clinic.ids["clinic_app"],
+        "purpose_id": "clinical_monitoring", "notice": notice("clinical_monitoring")})
+    assert granted.status_code == 201, granted.text  # anew: another test revokes the first
     device_sock, _ = open_device(server.url, app_token(server.url, clinic.secrets["dev1"]))
     device = DeviceThread(device_sock).start()
     subject = _pseudonym(clinic, "clinic_app")
