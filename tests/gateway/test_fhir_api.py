@@ -6,6 +6,8 @@ which reproduces the same decision for the same app, purpose and product."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -63,7 +65,36 @@ class Source:
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
+def booting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The second gateway's process, starting in the background while the source is built
+    (a process takes seconds to import the gateway)."""
+    data = tmp_path_factory.mktemp("fhir-target")
+    gateway = build_gateway(Settings(data_dir=data, environment="test", **FAST_HASHING))
+    with gateway.transaction() as session:
+        create_account(session=session, username="admin", password=PASSWORD, role="admin")
+    gateway.engine.dispose()
+    server = ServerProcess(env=gateway_env(data), port=free_port())
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # raised again at teardown
+            failed.append(exc)
+
+    thread = threading.Thread(target=start, name="fhir-target-start")
+    thread.start()
+    try:
+        yield server
+    finally:
+        thread.join()
+        server.stop()
+        if failed:
+            raise failed[0]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, booting: ServerProcess) -> Iterator[Source]:
     """The test clinic, with a child's assent, a legal representative's consent, a
     revoked one and an expired one besides its own three."""
     tmp: Path = tmp_path_factory.mktemp("fhir-source")
@@ -149,20 +180,23 @@ def _populate(http: httpx.Client) -> Target:
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(booting: ServerProcess) -> Iterator[Target]:
     """A second gateway, a real process on loopback, that has never seen the consents."""
-    data = tmp_path_factory.mktemp("fhir-target")
-    gateway = build_gateway(Settings(data_dir=data, environment="test", **FAST_HASHING))
-    with gateway.transaction() as session:
-        create_account(session=session, username="admin", password=PASSWORD, role="admin")
-    gateway.engine.dispose()
-    server = ServerProcess(env=gateway_env(data), port=free_port())
-    server.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as http:
-            yield _populate(http)
-    finally:
-        server.stop()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if booting.process is not None and booting.process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{booting.url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    with httpx.Client(base_url=booting.url, timeout=30) as http:
+        try:
+            http.get("/healthz").raise_for_status()
+        except httpx.HTTPError as exc:
+            pytest.fail(f"The second gateway did not start: {exc}")
+        yield _populate(http)
 
 
 def _decisions(http: Any, headers: dict[str, str], subject: str, app: str,
