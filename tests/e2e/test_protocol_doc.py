@@ -176,6 +176,33 @@ def test_rotated_device_secret_is_refused_at_once(gw: Gateway) -> None:
                         auth=(new["client_id"], new["client_secret"])).status_code == 200
 
 
+def test_vendor_sees_its_device_stream_without_its_subject(gw: Gateway) -> None:
+    """Section 1: GET /v1/devices/{id}/stream shows live, frames and drops, no subject."""
+    _wait_not_live(gw)
+    sock = _connect(gw, "dev1")
+    sock.send(_hello())
+    welcome = json.loads(sock.recv(timeout=10))
+    t0 = time.time()
+    step = CHUNK / RATE
+    for seq, frame in enumerate([_frame(0, t0), _frame(1, t0 + step),
+                                 _dropped("non_finite", 2, t0 + 2 * step)]):
+        sock.send(frame)
+        assert seq < 2 or json.loads(sock.recv(timeout=10))["code"] == "non_finite"
+    url = f"/v1/devices/{gw.clinic.ids['dev1']}/stream"
+    try:
+        status = gw.http.get(url, headers=gw.clinic.as_("vendor1"))
+        other = gw.http.get(url, headers=gw.clinic.as_("vendor2"))
+    finally:
+        sock.send(json.dumps({"type": "bye"}))
+        _until_closed(sock)
+
+    assert status.status_code == 200, status.text
+    assert status.json() == {"live": True, "stream": welcome["stream"], "frames": 2,
+                             "samples": 2 * CHUNK, "dropped": 1}
+    assert other.status_code == 404
+    assert gw.clinic.ids["adult1"] not in status.text
+
+
 # -- section 5: hello refusals ---------------------------------------------------
 @pytest.mark.parametrize(("hello", "field"), [
     pytest.param(_hello(rate=500.0), "sampling_rate", id="rate"),
