@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     oidc_display_name: str | None = None
     # Scopes asked for; they must bring the claims the role mappings read (e.g. groups).
     oidc_scope: str = "openid profile email"
+    # Sign-ins one client address may start at the provider in any minute (each keeps a
+    # row in the store for ten minutes; a hospital's staff may share one address).
+    oidc_starts_per_address_per_minute: int = 120
     # Encrypted recordings (docs/recordings.md): on where a purpose keeps data and a
     # key-encryption key is given, as a key file or as the key itself, with the wrapped
     # data keys in a key directory (both never inside ``data_dir``); segment length;
@@ -129,7 +132,7 @@ class Settings(BaseSettings):
 
     @field_validator("login_attempts_per_minute", "login_attempts_per_address_per_minute",
                      "subscribe_attempts_per_minute", "token_attempts_per_address_per_minute",
-                     "abuse_window_seconds")
+                     "abuse_window_seconds", "oidc_starts_per_address_per_minute")
     @classmethod
     def _check_positive_limit(cls, value: int, info: ValidationInfo) -> int:
         if value < 1:

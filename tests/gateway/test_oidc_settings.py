@@ -3,6 +3,9 @@ the migration of its tables."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -11,10 +14,12 @@ from pydantic import ValidationError as SettingsError
 from neurogate.consent.accounts import create_account
 from neurogate.consent.db import get_engine, upgrade
 from neurogate.errors import ValidationError
+from neurogate.gateway.app import create_app
 from neurogate.gateway.oidc.mappings import check_mapping
-from neurogate.gateway.state import Gateway
+from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.settings import Settings
-from tests.gateway.conftest import PASSWORD
+from tests.e2e.conftest import free_port
+from tests.gateway.conftest import BASE_URL, FAST_HASHING, PASSWORD
 
 
 def test_oidc_settings_keep_the_client_secret_out_of_repr() -> None:
@@ -103,3 +108,29 @@ def test_oidc_migration_matches_the_models_and_downgrades(sqlite_url: str) -> No
     assert tables <= set(sa.inspect(engine).get_table_names())
     command.downgrade(alembic_config(sqlite_url), "0007")
     assert not tables & set(sa.inspect(engine).get_table_names())
+
+
+def test_oidc_start_is_throttled_per_address_and_says_when_the_provider_is_down(
+        tmp_path: Path) -> None:
+    """Starting a sign-in while the provider cannot be reached answers a page saying so
+    (502); past NEUROGATE_OIDC_STARTS_PER_ADDRESS_PER_MINUTE starts from one address, 429
+    with Retry-After."""
+    settings = Settings(data_dir=tmp_path / "data", environment="test", **FAST_HASHING,
+                        oidc_issuer=f"http://127.0.0.1:{free_port()}",
+                        oidc_client_id="neurogate", oidc_client_secret="secret",
+                        oidc_redirect_base="http://127.0.0.1:8000",
+                        oidc_display_name="Test Hospital",
+                        oidc_starts_per_address_per_minute=2)
+    with TestClient(create_app(gateway=build_gateway(settings)), base_url=BASE_URL) as client:
+        page = client.get("/portal/login")
+        assert "Sign in with Test Hospital" in page.text
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+        assert token is not None
+        for _ in range(2):
+            down = client.post("/portal/oidc/start", data={"csrf_token": token.group(1)})
+            assert down.status_code == 502
+            assert "Test Hospital cannot be reached right now." in down.text
+        busy = client.post("/portal/oidc/start", data={"csrf_token": token.group(1)})
+        assert busy.status_code == 429
+        assert int(busy.headers["retry-after"]) >= 1
+        assert "Too many sign-ins were started from your network." in busy.text

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import httpx2  # authlib's HTTP client runs on httpx2 (a dependency), else on httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi.concurrency import run_in_threadpool
 from joserfc.errors import JoseError
@@ -122,7 +123,7 @@ class HospitalSignIn:
         request.scope["session"] = session
         try:
             response = await self.client.authorize_redirect(request, self.redirect_uri)
-        except (httpx.HTTPError, ValueError, KeyError, RuntimeError) as exc:
+        except (httpx2.HTTPError, httpx.HTTPError, ValueError, KeyError, RuntimeError) as exc:
             log.warning("hospital sign-in: the provider's discovery failed (%s)",
                         type(exc).__name__)
             msg = "The identity provider cannot be reached; try again later."
@@ -150,7 +151,7 @@ class HospitalSignIn:
                 "iss": {"essential": True, "values": [self.issuer]},
                 "aud": {"essential": True, "values": [self.client_id]},
             })
-        except (OAuthError, JoseError, httpx.HTTPError, ValueError, KeyError,
+        except (OAuthError, JoseError, httpx2.HTTPError, httpx.HTTPError, ValueError, KeyError,
                 TypeError) as exc:
             # The kind of failure and the claim's name only: no token, claim value or
             # personal data reaches the log.

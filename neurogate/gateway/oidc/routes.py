@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from neurogate.consent.abuse import account_key
 from neurogate.consent.accounts import open_session
 from neurogate.consent.models import Account
 from neurogate.errors import ConflictError, NotFoundError
@@ -29,6 +30,7 @@ from neurogate.gateway.state import Gateway
 
 portal = APIRouter(prefix="/portal/oidc", include_in_schema=False)
 api = APIRouter(prefix="/v1/oidc", tags=["hospital sign-in"], dependencies=[STRICT_QUERY])
+START_THROTTLE = "oidc.start"
 NOT_CONFIGURED = (
     "Hospital sign-in is not configured; set NEUROGATE_OIDC_ISSUER, NEUROGATE_OIDC_CLIENT_ID, "
     "NEUROGATE_OIDC_CLIENT_SECRET and NEUROGATE_OIDC_REDIRECT_BASE first."
@@ -50,6 +52,17 @@ async def start_sign_in(request: Request, form: CsrfFormDep) -> Response:
     client = sign_in_for(request)
     if client is None:
         raise NotFoundError(NOT_CONFIGURED)
+    gw: Gateway = request.app.state.gateway
+    throttle = gw.throttles.get(START_THROTTLE,
+                                limit=gw.settings.oidc_starts_per_address_per_minute)
+    address = account_key(gw.settings.secret_key.get_secret_value(),
+                          f"address:{request.client.host if request.client else 'unknown'}")
+    if not throttle.hit(address):
+        wait = max(throttle.retry_after(address), 1)
+        response = render(request, "oidc.html", {"outcome": "busy", "seconds": wait,
+                                                 "provider": client.display_name}, status=429)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         return await client.start(request)
     except SignInFailed:
