@@ -96,6 +96,10 @@ def test_notice_child_text_uses_short_sentences(purpose_id: str) -> None:
         ("neuromarketing", {"commercial", "marketing", "emotion_inference"}),
         ("mood_tracking", {"emotion_inference"}),
         ("partner_data_sharing", {"commercial", "sale_or_sharing"}),
+        ("clinical_mood_assessment", {"therapeutic", "emotion_inference"}),
+        ("political_marketing", {"commercial", "marketing"}),
+        ("insurance_pricing", {"commercial"}),
+        ("employment_screening", {"commercial"}),
     ],
 )
 def test_purpose_flags(purpose_id: str, flags: set[str]) -> None:
@@ -161,8 +165,9 @@ def test_catalog_get_unknown_purpose_names_the_allowed_ids() -> None:
     assert caught.value.message == (
         "Invalid value for the 'purpose_id' parameter. Allowed values are "
         "'clinical_monitoring', 'neurofeedback', 'sleep_wellness', 'research_noncommercial', "
-        "'commercial_model_training', 'neuromarketing', 'mood_tracking', and "
-        "'partner_data_sharing', but got 'mind_reading' instead."
+        "'commercial_model_training', 'neuromarketing', 'mood_tracking', "
+        "'partner_data_sharing', 'clinical_mood_assessment', 'political_marketing', "
+        "'insurance_pricing', and 'employment_screening', but got 'mind_reading' instead."
     )
 
 
