@@ -15,7 +15,7 @@ CHANNELS_64 = (
 )
 # An OpenBCI Cyton's usual montage.
 CHANNELS_8 = ("Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2")
-SYSTEMS = ("gateway", "bare_relay", "lsl")
+SYSTEMS = ("gateway", "gateway_recording", "bare_relay", "lsl")
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ FULL = BenchConfig(
 
 
 def tiny(settings: tuple[StreamSetting, ...] = (CYTON, CLINICAL_CAP),
-         systems: tuple[str, ...] = SYSTEMS) -> BenchConfig:
+         systems: tuple[str, ...] = ("gateway", "bare_relay", "lsl")) -> BenchConfig:
     """A seconds-long run for the smoke test: one stream per setting, 3 revocations."""
     return BenchConfig(name="tiny", settings=settings, steps=(1,), systems=systems,
                        warmup_s=0.5, measure_s=1.0, revocation_trials=3,

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SYSTEMS = (("gateway", "NeuroGate"), ("bare_relay", "bare relay"), ("lsl", "LSL"))
+SYSTEMS = (("gateway", "NeuroGate"), ("gateway_recording", "NeuroGate, recording on"),
+           ("bare_relay", "bare relay"), ("lsl", "LSL"))
 
 
 def _fmt(value: Any, suffix: str = "") -> str:

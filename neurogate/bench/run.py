@@ -36,6 +36,7 @@ from neurogate.bench.throughput import (
     run_system,
     wait_idle,
 )
+from neurogate.gateway.recording_bench import RecordingGateway
 
 Say = Callable[[str], None]
 TOP_KEYS = ("machine", "settings", "gateway", "bare_relay", "lsl", "pipeline", "revocation",
@@ -108,15 +109,20 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
     gateway: dict[str, Any] = {}
     relay_out: dict[str, Any] = {}
     lsl_out: dict[str, Any] = {}
+    recording_out: dict[str, Any] = {}  # NeuroGate with recording on (docs/recordings.md)
     with tempfile.TemporaryDirectory(prefix="neurogate-bench-") as tmp:
         data = Path(tmp) / "var"
         create_admin(data)
         say("Starting the gateway (python -m neurogate serve) and the bare relay...")
         server = start_gateway(data, Path(tmp) / "gateway.log")
         relay: ServerProcess | None = None
+        recorder: RecordingGateway | None = None  # the same gateway with recording on
         try:
             relay = start_relay(Path(tmp) / "relay.log")
             clinic = open_clinic(server.url)
+            if "gateway_recording" in config.systems:
+                say("Starting a second gateway with recording on...")
+                recorder = RecordingGateway.start(Path(tmp))
             process = psutil.Process(server.pid)
             gateway["process"] = {"pid_rss_idle_mib": round(process.memory_info().rss / 2**20, 1)}
             lsl_reason = _lsl_reason() if "lsl" in config.systems else "not selected"
@@ -128,6 +134,11 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
                     gateway[setting.name] = run_system(
                         lambda s=setting: GatewaySystem(s, server, clinic, config.clinical_format),
                         steps, config, say, servers)
+                if recorder is not None:
+                    recording_out[setting.name] = run_system(
+                        lambda s=setting, r=recorder: GatewaySystem(
+                            s, r.server, r.clinic, config.clinical_format),
+                        steps, config, say, [*servers, recorder.server.pid])
                 if "bare_relay" in config.systems:
                     relay_out[setting.name] = run_system(
                         lambda s=setting: RelaySystem(s, relay), steps, config, say, servers)
@@ -144,10 +155,13 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
             gateway["process"]["pid_rss_end_mib"] = round(process.memory_info().rss / 2**20, 1)
             clinic.http.close()
         finally:
+            if recorder is not None:
+                recorder.stop()
             server.stop()
             if relay is not None:
                 relay.stop()
     result["gateway"] = gateway
+    result["gateway_recording"] = recording_out
     result["bare_relay"] = relay_out
     result["lsl"] = lsl_out
     names = [s.name for s in config.settings]
