@@ -23,6 +23,7 @@ from neurogate.consent.standards import _codes as c
 from neurogate.consent.standards._view import Actor, ConsentView, EventView
 
 SCHEMA = "ISO/IEC TS 27560:2023"
+CONFORMS_TO = "urn:iso:std:iso-iec:ts:27560:ed-1"  # RFC 5141 URN of the first edition
 VOCABULARY = "neurogate.ttl"
 _STATUS = {"active": "dpv:ConsentGiven", "revoked": "dpv:ConsentWithdrawn",
            "expired": "dpv:ConsentExpired"}
@@ -141,7 +142,7 @@ def record(view: ConsentView) -> dict[str, Any]:
         "@id": _urn("consent", k.id),
         "@type": "dpv:ConsentRecord",
         "dct:identifier": k.id,
-        "dct:conformsTo": "https://www.iso.org/standard/80392.html",
+        "dct:conformsTo": CONFORMS_TO,
         "dct:description": f"NeuroGate consent record ({SCHEMA} structure, DPV terms)",
         "dct:created": _time(k.granted_at),
         "dct:modified": _time(modified),
@@ -171,4 +172,4 @@ def record(view: ConsentView) -> dict[str, Any]:
     }
 
 
-__all__ = ["CATEGORIES", "SCHEMA", "context", "record", "vocabulary"]
+__all__ = ["CATEGORIES", "CONFORMS_TO", "SCHEMA", "context", "record", "vocabulary"]
