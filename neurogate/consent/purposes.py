@@ -17,6 +17,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from neurogate.consent.disclosure import load_figures, measured_sentence
 from neurogate.errors import ValidationError
 
 LANGUAGES = ("en", "zh-Hans", "es")
@@ -37,6 +38,10 @@ FEATURE_PRODUCTS = ("band_power", "focus_index", "relaxation_index")
 # Products delivered sample by sample: their window is one sample period.
 SAMPLE_PRODUCTS = ("raw", "filtered")
 MIN_FEATURE_WINDOW_S = 1.0
+# A leakage budget is an attacker's ROC AUC: 0.5 is a coin toss, 1.0 always right.
+CHANCE_AUC = 0.5
+
+BUDGET_FIELDS = ("needs_event_timing", "leakage_auc_max", "utility_r_min")
 
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _DUO = re.compile(r"DUO:\d{7}")
@@ -80,6 +85,22 @@ class Resolution:
             "output_rate_hz": self.output_rate_hz,
             "channels": self.channels,
         }
+
+
+@dataclass(frozen=True)
+class PrivacyBudget:
+    """What a purpose may reveal beyond itself, and how well it must still serve its use.
+
+    ``needs_event_timing`` is true where the use is the response to an event itself
+    (clinical monitoring, research, neuromarketing). ``leakage_auc_max`` bounds the ROC
+    AUC of an attacker telling, from what the app receives, when the subject reacted to
+    something or to which kind of event (1.0: no bound). ``utility_r_min`` is the lowest
+    correlation of each delivered product with its offline MNE computation.
+    """
+
+    needs_event_timing: bool
+    leakage_auc_max: float
+    utility_r_min: float
 
 
 @dataclass(frozen=True)
@@ -128,6 +149,7 @@ class Purpose:
     dpv: tuple[str, ...]
     notice_version: int
     notices: Mapping[tuple[str, str], Notice]
+    budget: PrivacyBudget
 
     def notice(self, language: str, variant: str = "plain") -> Notice:
         """The notice in ``language`` (one of LANGUAGES), ``variant`` "plain" or "child"."""
@@ -233,7 +255,27 @@ def _resolution(data: Any, where: str) -> Resolution:
     return Resolution(window_s=window, output_rate_hz=rate, channels=channels)
 
 
-def _notices(data: Any, where: str, purpose_id: str) -> tuple[int, dict[tuple[str, str], Notice]]:
+def _fraction(value: Any, where: str, low: float, high: float) -> float:
+    """A number in ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        _invalid(where, f"must be a number from {low:g} to {high:g}, but got {value!r}.")
+    return float(value)
+
+
+def _budget(table: Mapping[str, Any], where: str) -> PrivacyBudget:
+    timing = table["needs_event_timing"]
+    if not isinstance(timing, bool):
+        _invalid(f"{where} needs_event_timing", f"must be true or false, but got {timing!r}.")
+    auc = _fraction(table["leakage_auc_max"], f"{where} leakage_auc_max", CHANCE_AUC, 1.0)
+    if not timing and auc >= 1.0:
+        _invalid(f"{where} leakage_auc_max", "must be below 1.0 for a purpose that needs no "
+                 f"event timing (it bounds what the app can infer), but got {auc!r}.")
+    r_min = _fraction(table["utility_r_min"], f"{where} utility_r_min", 0.0, 1.0)
+    return PrivacyBudget(needs_event_timing=timing, leakage_auc_max=auc, utility_r_min=r_min)
+
+
+def _notices(data: Any, where: str, purpose_id: str, measured: Mapping[str, Any] | None
+             ) -> tuple[int, dict[tuple[str, str], Notice]]:
     table = _table(data, where, ("version", *LANGUAGES))
     version = _integer(table["version"], f"{where}.version", 1)
     notices: dict[tuple[str, str], Notice] = {}
@@ -244,6 +286,8 @@ def _notices(data: Any, where: str, purpose_id: str) -> tuple[int, dict[tuple[st
             text = _string(texts[variant], f"{where}.{language}.{variant}")
             if not text.strip():
                 _invalid(f"{where}.{language}.{variant}", "must not be empty.")
+            if measured is not None:  # the latest leakage report's figure, in plain words
+                text = f"{text.rstrip()} {measured_sentence(measured, language, variant)}"
             notices[language, variant] = Notice(
                 purpose_id=purpose_id,
                 version=version,
@@ -255,13 +299,20 @@ def _notices(data: Any, where: str, purpose_id: str) -> tuple[int, dict[tuple[st
     return version, notices
 
 
-def _purpose(data: Any, index: int) -> Purpose:
-    keys = ("id", "title", "retention_days", "duo", "dpv", "flags", "products", "notice")
-    table = _table(data, f"purpose[{index}]", keys)
-    purpose_id = _string(table["id"], f"purpose[{index}].id")
+def _purpose(data: Any, index: int, figures: Mapping[str, Mapping[str, Any]]) -> Purpose:
+    keys = ("id", "title", "retention_days", "duo", "dpv", *BUDGET_FIELDS, "flags", "products",
+            "notice")
+    if not isinstance(data, dict):
+        _invalid(f"purpose[{index}]", f"must be a table, but got {data!r}.")
+    purpose_id = _string(data.get("id"), f"purpose[{index}].id")
     if not _ID.fullmatch(purpose_id):
         _invalid(f"purpose[{index}].id", f"must be lower_snake_case, but got {purpose_id!r}.")
     where = f"purpose {purpose_id!r}"
+    for name in BUDGET_FIELDS:  # named first: a purpose without its budget is refused
+        if name not in data:
+            _invalid(f"{where} {name}", f"is missing; every purpose declares "
+                     f"{_quote_list(BUDGET_FIELDS)} (see the header of {_SOURCE}).")
+    table = _table(data, where, keys)
     flag_table = _table(table["flags"], f"{where} flags", FLAGS)
     for name in FLAGS:
         if not isinstance(flag_table[name], bool):
@@ -275,7 +326,8 @@ def _purpose(data: Any, index: int) -> Purpose:
         for name, value in sorted(products_table.items(), key=lambda kv: _order(kv[0]))
     }
     retention = _integer(table["retention_days"], f"{where} retention_days", 0)
-    version, notices = _notices(table["notice"], f"{where} notice", purpose_id)
+    version, notices = _notices(table["notice"], f"{where} notice", purpose_id,
+                                figures.get(purpose_id))
     return Purpose(
         id=purpose_id,
         title=_string(table["title"], f"{where} title"),
@@ -286,6 +338,7 @@ def _purpose(data: Any, index: int) -> Purpose:
         dpv=_codes(table["dpv"], f"{where} dpv", _DPV, "dpv:ServiceProvision"),
         notice_version=version,
         notices=MappingProxyType(notices),
+        budget=_budget(table, where),
     )
 
 
@@ -293,8 +346,15 @@ def _order(product: str) -> int:
     return PRODUCTS.index(product) if product in PRODUCTS else len(PRODUCTS)
 
 
-def parse_catalog(text: str) -> PurposeCatalog:
-    """Parse and validate a catalog from TOML text (``load_catalog`` reads the shipped one)."""
+def parse_catalog(text: str, figures: Mapping[str, Mapping[str, Any]] | None = None
+                  ) -> PurposeCatalog:
+    """Parse and validate a catalog from TOML text (``load_catalog`` reads the shipped one).
+
+    ``figures`` (by purpose id, default the shipped ``leakage_figures.json``) are the
+    measured leakage figures whose plain-words sentence ends each measured purpose's notices.
+    """
+    if figures is None:
+        figures = load_figures()
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -307,7 +367,7 @@ def parse_catalog(text: str) -> PurposeCatalog:
         _invalid("purpose", f"must be an array of tables, but got {entries!r}.")
     purposes: dict[str, Purpose] = {}
     for index, entry in enumerate(entries):
-        purpose = _purpose(entry, index)
+        purpose = _purpose(entry, index, figures)
         if purpose.id in purposes:
             _invalid(f"purpose[{index}].id", f"repeats the id {purpose.id!r}.")
         purposes[purpose.id] = purpose
@@ -324,6 +384,8 @@ def load_catalog() -> PurposeCatalog:
 
 
 __all__ = [
+    "BUDGET_FIELDS",
+    "CHANCE_AUC",
     "CHANNELS",
     "FEATURE_PRODUCTS",
     "FLAGS",
@@ -333,6 +395,7 @@ __all__ = [
     "SAMPLE_PRODUCTS",
     "VARIANTS",
     "Notice",
+    "PrivacyBudget",
     "Purpose",
     "PurposeCatalog",
     "PurposeFlags",

@@ -8,7 +8,9 @@ from importlib import resources
 
 import pytest
 
+from neurogate.consent.disclosure import load_figures, measured_sentence
 from neurogate.consent.purposes import (
+    BUDGET_FIELDS,
     FEATURE_PRODUCTS,
     LANGUAGES,
     PRODUCTS,
@@ -35,7 +37,7 @@ def test_catalog_loads_once_with_required_purposes() -> None:
     """The shipped catalog parses, is cached, and holds the required purposes."""
     catalog = load_catalog()
     assert catalog is load_catalog()
-    assert catalog.version == 1
+    assert catalog.version == 2
     assert set(REQUIRED) <= set(catalog.ids())
     assert [p.id for p in catalog.all()] == list(catalog.ids())
 
@@ -229,6 +231,93 @@ def test_parse_catalog_rejects_bad_data(old: str, new: str, message: str) -> Non
     with pytest.raises(ValidationError) as caught:
         parse_catalog(SHIPPED.replace(old, new, 1))
     assert caught.value.message == message
+
+
+EVENT_TIMING = {"clinical_monitoring", "research_noncommercial", "neuromarketing"}
+
+
+@pytest.mark.parametrize("purpose_id", load_catalog().ids())
+def test_purpose_declares_its_privacy_budget(purpose_id: str) -> None:
+    """Every purpose says whether it needs event timing and carries a budget and a floor."""
+    budget = load_catalog().get(purpose_id).budget
+    assert budget.needs_event_timing == (purpose_id in EVENT_TIMING)
+    assert budget.utility_r_min == 0.99
+    if budget.needs_event_timing:
+        assert budget.leakage_auc_max == 1.0
+    else:
+        assert budget.leakage_auc_max == 0.55
+
+
+@pytest.mark.parametrize("name", BUDGET_FIELDS)
+def test_parse_catalog_refuses_a_purpose_without_its_budget(name: str) -> None:
+    """A purpose lacking a budget field is refused with a sentence naming purpose and field."""
+    kept = SHIPPED.splitlines(keepends=True)
+    first = next(i for i, line in enumerate(kept) if line.startswith(f"{name} = "))
+    broken = "".join(kept[:first] + kept[first + 1:])
+    with pytest.raises(ValidationError) as caught:
+        parse_catalog(broken)
+    assert caught.value.message == (
+        f"Invalid purposes.toml: purpose 'clinical_monitoring' {name} is missing; every "
+        "purpose declares 'needs_event_timing', 'leakage_auc_max', and 'utility_r_min' (see "
+        "the header of purposes.toml).")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("needs_event_timing = true", 'needs_event_timing = "yes"',
+         "Invalid purposes.toml: purpose 'clinical_monitoring' needs_event_timing must be "
+         "true or false, but got 'yes'."),
+        ("leakage_auc_max = 0.55", "leakage_auc_max = 0.4",
+         "Invalid purposes.toml: purpose 'neurofeedback' leakage_auc_max must be a number "
+         "from 0.5 to 1, but got 0.4."),
+        ("leakage_auc_max = 0.55", "leakage_auc_max = 1.0",
+         "Invalid purposes.toml: purpose 'neurofeedback' leakage_auc_max must be below 1.0 "
+         "for a purpose that needs no event timing (it bounds what the app can infer), but "
+         "got 1.0."),
+        ("utility_r_min = 0.99", "utility_r_min = 1.5",
+         "Invalid purposes.toml: purpose 'clinical_monitoring' utility_r_min must be a number "
+         "from 0 to 1, but got 1.5."),
+    ],
+    ids=["timing", "auc-below-chance", "auc-unbounded", "utility"],
+)
+def test_parse_catalog_rejects_bad_budgets(old: str, new: str, message: str) -> None:
+    """A budget outside its range is refused, naming the purpose, the field and the range."""
+    assert old in SHIPPED
+    with pytest.raises(ValidationError) as caught:
+        parse_catalog(SHIPPED.replace(old, new, 1))
+    assert caught.value.message == message
+
+
+@pytest.mark.parametrize("purpose_id", load_catalog().ids())
+def test_notice_states_the_measured_figure_in_every_language(purpose_id: str) -> None:
+    """A measured purpose's notices end with its figure, from leakage_figures.json."""
+    figures = load_figures().get(purpose_id)
+    if figures is None:
+        pytest.skip(f"{purpose_id} is not in leakage_figures.json yet (neurogate bench leakage)")
+    purpose = load_catalog().get(purpose_id)
+    auc = f"{figures['worst_auc']:.2f}"
+    for language in LANGUAGES:
+        for variant in VARIANTS:
+            text = purpose.notice(language, variant).text
+            assert text.endswith(measured_sentence(figures, language, variant))
+        shown = auc.replace(".", ",") if language == "es" else auc
+        assert shown in purpose.notice(language).text
+    if not purpose.budget.needs_event_timing and figures["keeps_leakage_budget"]:
+        assert "no better than a coin toss" in purpose.notice("en").text
+
+
+def test_notice_figure_follows_the_figures_given() -> None:
+    """The figure in a notice comes from the measured data, not from the catalog text."""
+    figures = {"neurofeedback": {"needs_event_timing": False, "worst_auc": 0.61,
+                                 "worst_auc_ci_high": 0.7, "leakage_auc_max": 0.55,
+                                 "utility_r": 0.999, "utility_r_min": 0.99}}
+    catalog = parse_catalog(SHIPPED, figures)
+    text = catalog.get("neurofeedback").notice("en").text
+    assert text.endswith("a little better than a coin toss (a score of 0.61, where 0.50 is a "
+                         "coin toss and 1.00 is always right).")
+    assert "0,61" in catalog.get("neurofeedback").notice("es").text
+    assert "coin" not in parse_catalog(SHIPPED, {}).get("neurofeedback").notice("en").text
 
 
 def test_parse_catalog_rejects_missing_notice_text() -> None:
