@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from neurogate.devices import FileAdapter, destroy_outlet
 from neurogate.gateway.cli_devices import devices_app
 from tests.devices.live_gateway import (
+    GateProxy,
     LiveClinic,
     app_sample_count,
     assert_delivered,
@@ -258,3 +259,48 @@ def test_loss_beyond_max_loss_exits_3(lost: int, max_loss: float, exits: bool,
     assert info.value.exit_code == 3
     assert (f"Error: {lost} of 100 samples were lost ({lost}.00%), more than --max-loss "
             f"{max_loss:g} allows.") in _flat(capsys.readouterr().err)
+
+
+def test_cli_stream_exits_3_when_the_gateway_goes_away_and_samples_are_lost(
+        live: LiveClinic) -> None:
+    """The synthetic board streams through a proxy that then drops every connection and
+    refuses new ones: the tiny buffer overflows, and beyond --max-loss the command prints
+    the counts and exits 3."""
+    import subprocess
+    import sys
+    import threading
+
+    from neurogate.devices import BrainFlowAdapter
+
+    with BrainFlowAdapter("synthetic") as board:
+        info = board.info
+    _, (client_id, secret) = live.register(info, serial="SN-gone")
+    gate = GateProxy(live.server.port)
+    app = live.subscribe()
+    stop = threading.Event()
+
+    def cut_once_data_flows() -> None:
+        if wait_until(lambda: stop.is_set() or app_sample_count(app) > 0, 60):
+            gate.close()
+
+    cutter = threading.Thread(target=cut_once_data_flows, daemon=True)
+    cutter.start()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "neurogate.gateway.cli_devices", "stream", "--board",
+             "synthetic", "--duration", "4", "--buffer-seconds", "0.1", "--gateway", gate.url,
+             "--client-id", client_id, "--client-secret", secret, "--json",
+             "--max-loss", "0.05"], capture_output=True, text=True, timeout=120, check=False)
+    finally:
+        stop.set()
+        cutter.join(5)
+        gate.close()
+        app.close()
+
+    assert done.returncode == 3, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["connections"] == 1  # it streamed before the gateway went away
+    assert summary["lost_samples"] / summary["pushed_samples"] > 0.05
+    text = _flat(done.stderr)
+    assert f"Error: {summary['lost_samples']} of {summary['pushed_samples']} samples" in text
+    assert "more than --max-loss 0.05 allows" in text
