@@ -162,6 +162,8 @@ def test_rotated_device_secret_is_refused_at_once(gw: Gateway) -> None:
         "model": "Cap", "serial": "SN-doc-2", "channel_names": ["C3"],
         "channel_types": ["eeg"], "sampling_rate": 250}).json()
     old = created["credentials"]
+    issued_before = gw.http.post("/oauth/token", data={"grant_type": "client_credentials"},
+                                 auth=(old["client_id"], old["client_secret"])).json()
 
     rotated = gw.http.post(f"/v1/devices/{created['device']['id']}/credentials",
                            headers=gw.clinic.as_("vendor1"))
@@ -174,6 +176,13 @@ def test_rotated_device_secret_is_refused_at_once(gw: Gateway) -> None:
                         auth=(old["client_id"], old["client_secret"])).status_code == 401
     assert gw.http.post("/oauth/token", data=form,
                         auth=(new["client_id"], new["client_secret"])).status_code == 200
+    # A token issued before the rotation still opens a stream (this device is not paired,
+    # so the hello is refused as unpaired, not the token as unauthenticated).
+    sock = connect(gw.url.replace("http://", "ws://") + "/v1/stream/ingest", legacy=True,
+                   additional_headers={"Authorization": f"Bearer {issued_before['access_token']}"})
+    sock.send(_hello(names=("C3",), types=("eeg",)))
+    messages, code = _until_closed(sock)
+    assert (code, [m["code"] for m in messages]) == (4403, ["unpaired"])
 
 
 def test_vendor_sees_its_device_stream_without_its_subject(gw: Gateway) -> None:
