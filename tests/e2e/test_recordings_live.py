@@ -86,6 +86,7 @@ def test_streams_are_recorded_encrypted_and_exported_as_sent(
         revoked = clinic.http.post(f"/v1/consents/{research_consent}/revoke",
                                    headers=clinic.clinic.as_("adult1"))
         assert revoked.status_code == 200, revoked.text
+        revoked_at = time.time()  # the revocation has committed by now
         assert wait_until(lambda: any(
             r["stop_reason"] and r["purpose"] == "research_noncommercial"
             for r in _recordings(clinic, "adult1", "adult1")), 10)
@@ -124,6 +125,15 @@ def test_streams_are_recorded_encrypted_and_exported_as_sent(
         len(v) == len(set(v)) for v in by_key.values())
     assert sum(len(v) for v in by_key.values()) >= 9  # several half-second segments, 3 recordings
     assert {r.recording_id for r in rows} == set(recordings)  # each has segments
+    research_id = next(i for i, r in recordings.items()
+                       if r.purpose_id == "research_noncommercial")
+    with view.transaction() as session:
+        last = max(float(read_segment(session=session, store=store, keyring=keyring,
+                                      row=row).t.max())
+                   for row in rows if row.recording_id == research_id)
+    # Nothing produced after the revocation committed was recorded (a chunk of 10
+    # samples carries timestamps up to 10 sample periods after it is sent).
+    assert last <= revoked_at + 10 / RATE
     clinical_ids = {i for i, r in recordings.items() if r.purpose_id == "clinical_monitoring"}
     assert {r.recording_id for r in rows if r.product == "raw"} == clinical_ids
     assert len(clinical_ids) == 2
