@@ -2,23 +2,25 @@
 document (the schemas `neurogate.gateway.asyncapi.build_document` builds, which the gateway
 serves at /asyncapi.json; tests/gateway/test_asyncapi.py checks the two are the same).
 
-`check` validates one message of an endpoint (``"ingest"`` or ``"subscribe"``) and
-records a failure in `FAILURES` as well as raising, because many messages are read in
-background threads where an exception alone would go unnoticed. The library's clients
-(`neurogate_client.DeviceClient`, `neurogate_client.AppSubscription`) report what they
-receive through `neurogate_client.add_message_listener`, which `install` registers; the
-raw-socket helpers of tests/e2e/live.py call `check` themselves. tests/e2e/conftest.py
-fails any test after which `FAILURES` is not empty.
+`install` makes the check apply to every test client at once: it wraps the ``recv`` of
+websockets' synchronous client connection (which the client library and the raw sockets
+of the tests alike read with), so each text message received on ``/v1/stream/ingest`` or
+``/v1/stream/subscribe`` is validated as it is read; what it returns is unchanged. A
+failure is recorded in `FAILURES` (many messages are read in background threads, where an
+exception would go unnoticed) and tests/e2e/conftest.py and tests/clients/conftest.py fail
+any test after which `FAILURES` is not empty. `check` validates and raises, for a message
+at hand.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from typing import Any
 
 import jsonschema
-from neurogate_client import add_message_listener
+from websockets.sync.client import ClientConnection
 
 from neurogate.gateway.asyncapi import build_document
 
@@ -86,9 +88,35 @@ def take_failures() -> list[str]:
     return found
 
 
+def _endpoint(connection: ClientConnection) -> str | None:
+    path = connection.request.path if connection.request is not None else ""
+    for endpoint in _SENT_BY_GATEWAY:
+        if path.startswith(f"/v1/stream/{endpoint}"):
+            return endpoint
+    return None
+
+
 def install() -> None:
-    """Check every message the client library receives, from now on (idempotent)."""
-    add_message_listener(check)
+    """Validate every text message a websockets client reads from a stream endpoint, from
+    now on (idempotent)."""
+    original = ClientConnection.recv
+    if getattr(original, "_contract", False):
+        return
+
+    @functools.wraps(original)
+    def recv(self: ClientConnection, *args: Any, **kwargs: Any) -> Any:
+        message = original(self, *args, **kwargs)
+        endpoint = _endpoint(self)
+        if endpoint is not None and isinstance(message, str):
+            try:
+                decoded = json.loads(message)
+            except ValueError:
+                decoded = message
+            record(endpoint, decoded)
+        return message
+
+    recv._contract = True  # type: ignore[attr-defined]
+    ClientConnection.recv = recv  # type: ignore[method-assign]
 
 
 install()

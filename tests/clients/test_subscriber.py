@@ -22,9 +22,13 @@ from neurogate_client import (
     Subscribed,
     SubscriptionRefused,
     TokenSource,
+    add_message_listener,
+    remove_message_listener,
 )
 from neurogate_client.wire import KIND_RAW, encode_frame
 from websockets.sync.server import ServerConnection, serve
+
+from tests.clients import contract
 
 SUBSCRIBED = {"type": "subscribed", "subject": "p_1", "purpose": "clinical_monitoring",
               "format": "json", "valid_until": 2e9,
@@ -202,3 +206,36 @@ def test_subscriber_checks_its_parameters() -> None:
     with pytest.raises(ClientError, match=r"'gateway_url' parameter is an empty list"):
         AppSubscription([], client_id="a", client_secret="b", subject="s", purpose="p")
     assert Subscribed("s", "p", "json", {}, 0.0).not_allowed == {}
+
+
+def test_subscriber_message_listeners_see_each_json_message(
+        fake: Callable[..., FakeSubscribe]) -> None:
+    """add_message_listener gets ("subscribe", message) for each JSON message, until removed."""
+    seen: list[tuple[str, str]] = []
+
+    def listener(endpoint: str, message: dict[str, Any]) -> None:
+        seen.append((endpoint, message["type"]))
+
+    server = fake([_send(SUBSCRIBED, DATA, close=1000), _send(SUBSCRIBED, close=1000)])
+    add_message_listener(listener)
+    try:
+        with _subscription(server) as sub:
+            list(sub.events())
+    finally:
+        remove_message_listener(listener)
+    with _subscription(server) as sub:
+        list(sub.events())
+    assert seen == [("subscribe", "subscribed"), ("subscribe", "data")]
+
+
+def test_subscriber_messages_off_the_contract_are_caught(
+        fake: Callable[..., FakeSubscribe]) -> None:
+    """The tests' AsyncAPI check (tests/clients/contract.py) records a message that breaks
+    the document (a gap whose count is a string), read by any client of the stream path."""
+    server = fake([_send(SUBSCRIBED, {"type": "gap", "dropped": "3"}, close=1000)])
+    contract.take_failures()
+    with _subscription(server) as sub:
+        list(sub.events())
+    failures = contract.take_failures()
+    assert len(failures) == 1
+    assert "'3' is not of type 'integer'" in failures[0]
