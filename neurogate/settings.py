@@ -166,6 +166,17 @@ class Settings(BaseSettings):
         return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret
                     and self.oidc_client_secret.get_secret_value() and self.oidc_redirect_base)
 
+    @field_validator("recording_segment_seconds", "retention_sweep_seconds")
+    @classmethod
+    def _check_recording_seconds(cls, value: float, info: ValidationInfo) -> float:
+        if not 0 < value <= 86400:
+            msg = (
+                f"Invalid value for NEUROGATE_{str(info.field_name).upper()}. Allowed values "
+                f"are greater than 0 and at most 86400 seconds, but got {value!r} instead."
+            )
+            raise ValueError(msg)
+        return value
+
     @field_validator("store_lease_seconds")
     @classmethod
     def _check_store_lease(cls, value: float) -> float:

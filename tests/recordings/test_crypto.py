@@ -86,3 +86,16 @@ def test_keyring_line_errors_name_the_line() -> None:
         parse_keyring(f"v1 {base64.b64encode(KEY).decode()}\nbogus\n", "NEUROGATE_RECORDING_KEK")
     with pytest.raises(ValidationError, match="32-byte key, but got version 1 and 3 bytes"):
         parse_keyring("v1 AAAA\n", "NEUROGATE_RECORDING_KEK")
+
+
+@pytest.mark.parametrize("name", ["recording_segment_seconds", "retention_sweep_seconds"])
+def test_recording_settings_name_the_field_and_the_range(name: str) -> None:
+    """A zero segment length or sweep interval is refused with the variable's name."""
+    from pydantic import ValidationError as SettingsError
+
+    from neurogate.settings import Settings
+
+    with pytest.raises(SettingsError, match=f"NEUROGATE_{name.upper()}. Allowed values are "
+                                            "greater than 0 and at most 86400 seconds, but "
+                                            "got 0.0 instead"):
+        Settings(**{name: 0.0})
