@@ -59,3 +59,20 @@ def test_exported_edf_reads_back_and_matches_the_recording(
     actions = [verify_receipt(r, gateway.ledger.signer.verifier).leaf["action"]
                for r in receipts]
     assert actions[-1] == "recording.export"
+
+
+def test_subject_export_lists_recordings_without_signal_data(gateway: Gateway) -> None:
+    """``GET /v1/subjects/{id}/export`` data names each recording, never its samples."""
+    from neurogate.consent import rights
+    from neurogate.consent.access import Principal
+
+    subject_id, consent_id = add_subject(gateway)
+    recording_id = add_recording(gateway, subject_id, consent_id)
+    with gateway.transaction() as session:
+        exported = rights.export_subject(
+            session=session, ledger=gateway.ledger, subject_id=subject_id,
+            principal=Principal("account", "acct", "subject", subject_id))
+    assert [(r["id"], r["purpose"]) for r in exported["recordings"]] == [
+        (recording_id, "clinical_monitoring")]
+    assert set(exported["recordings"][0]) == {"id", "purpose", "app_id", "started_at",
+                                              "stopped_at", "keep_until"}
