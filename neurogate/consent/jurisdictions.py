@@ -62,7 +62,9 @@ class Profile:
     teen_protection_ages: tuple[int, int] | None = None  # inclusive; None: no such rule
     teen_protection_from: date | None = None
     allowed_restricted_purposes: frozenset[str] = frozenset()
-    request_deadline_days: Mapping[str, int] = field(default_factory=lambda: _DEFAULT_DEADLINES)
+    request_deadline_days: Mapping[str, int] = field(
+        default_factory=lambda: _DEFAULT_DEADLINES, hash=False
+    )
     access_free_of_charge: bool = True
 
     @property

@@ -299,3 +299,9 @@ def test_interop_doc_lists_every_profile_and_law_derived_rule() -> None:
         days = " / ".join(str(profile.request_deadline_days[k])
                           for k in ("delete", "limit_use", "access"))
         assert f"| {days} |" in row, code
+
+
+def test_profiles_are_hashable_values() -> None:
+    """A profile can key a cache or a set, as it could before it carried deadlines."""
+    profiles = {get_profile(code) for code in profile_codes()}
+    assert len(profiles) == len(profile_codes())
