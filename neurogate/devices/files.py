@@ -227,7 +227,8 @@ def _load_isolated(request: _Request) -> _Loaded:
     if status == "error":
         message, field = payload
         raise DeviceError(message, field=field)
-    return payload  # type: ignore[no-any-return]
+    assert isinstance(payload, _Loaded)
+    return payload
 
 
 class FileAdapter(Adapter):
