@@ -208,6 +208,9 @@ def _book() -> _Book:
     checked = cedarpy.validate_policies("\n".join(texts), schema)
     if not checked.validation_passed:
         _broken("; ".join(str(e) for e in checked.errors))
+    unknown = [p for p in restricted_purposes() if p not in load_catalog().purposes]
+    if unknown:
+        _broken(f"jurisdictions.toml restricts purposes the catalog lacks: {unknown}.")
     missing = [i for i in (*static, DEFAULT_DENY, POLICY_ERROR) if i not in _reason_texts()]
     if missing or PERMIT not in static:
         _broken(f"reasons.toml lacks {missing} or {PERMIT!r} is not defined.")

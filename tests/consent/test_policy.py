@@ -28,7 +28,7 @@ from neurogate.consent.policy import (
     reason_source,
 )
 from neurogate.consent.purposes import PRODUCTS, load_catalog
-from neurogate.errors import ValidationError
+from neurogate.errors import NeurogateError, ValidationError
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -662,3 +662,18 @@ def test_consent_modules_do_not_import_web_or_signal_layers() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_policies_refuse_to_load_when_a_restricted_purpose_is_unknown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restricted purpose missing from the catalog stops the policies from loading."""
+    monkeypatch.setattr(policy, "restricted_purposes", lambda: ("mind_reading",))
+    policy._book.cache_clear()
+    try:
+        with pytest.raises(NeurogateError, match="restricts purposes the catalog lacks"):
+            policy._book()
+    finally:
+        monkeypatch.undo()
+        policy._book.cache_clear()
+    assert "unesco.restricted-purpose-refused" in policy_ids()
