@@ -172,6 +172,7 @@ class LiveStream:
         self.frames = 0
         self.samples = 0
         self.rejected = 0
+        self.missing = 0  # frames that never arrived (the sum of sequence_gap notices)
         self.ended: str | None = None  # set when the device is unpaired mid-stream
         # One reducer per (product, resolution delivered), shared by the subscriptions
         # that take the product at that resolution.
@@ -228,6 +229,7 @@ class LiveStream:
         if ahead and dropped is not None and (dropped - (expected or 0)) & SEQUENCE_MASK < ahead:
             ahead -= 1  # the frame dropped for its content did arrive
         if ahead:
+            self.missing += ahead
             notices.append({"type": "error", "code": "sequence_gap", "sequence": header.sequence,
                             "missing": ahead,
                             "message": f"Frames {expected} to "

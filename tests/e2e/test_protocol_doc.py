@@ -186,17 +186,19 @@ def test_rotated_device_secret_is_refused_at_once(gw: Gateway) -> None:
 
 
 def test_vendor_sees_its_device_stream_without_its_subject(gw: Gateway) -> None:
-    """Section 1: GET /v1/devices/{id}/stream shows live, frames and drops, no subject."""
+    """Section 1: GET /v1/devices/{id}/stream shows live, frames, drops and frames that
+    never arrived, and nothing of the subject."""
     _wait_not_live(gw)
     sock = _connect(gw, "dev1")
     sock.send(_hello())
     welcome = json.loads(sock.recv(timeout=10))
     t0 = time.time()
     step = CHUNK / RATE
-    for seq, frame in enumerate([_frame(0, t0), _frame(1, t0 + step),
-                                 _dropped("non_finite", 2, t0 + 2 * step)]):
+    for frame in [_frame(0, t0), _frame(3, t0 + step)]:  # frames 1 and 2 never arrive
         sock.send(frame)
-        assert seq < 2 or json.loads(sock.recv(timeout=10))["code"] == "non_finite"
+    assert json.loads(sock.recv(timeout=10))["code"] == "sequence_gap"
+    sock.send(_dropped("non_finite", 4, t0 + 2 * step))
+    assert json.loads(sock.recv(timeout=10))["code"] == "non_finite"
     url = f"/v1/devices/{gw.clinic.ids['dev1']}/stream"
     try:
         status = gw.http.get(url, headers=gw.clinic.as_("vendor1"))
@@ -207,7 +209,7 @@ def test_vendor_sees_its_device_stream_without_its_subject(gw: Gateway) -> None:
 
     assert status.status_code == 200, status.text
     assert status.json() == {"live": True, "stream": welcome["stream"], "frames": 2,
-                             "samples": 2 * CHUNK, "dropped": 1}
+                             "samples": 2 * CHUNK, "dropped": 1, "missing": 2}
     assert other.status_code == 404
     assert gw.clinic.ids["adult1"] not in status.text
 

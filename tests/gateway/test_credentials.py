@@ -83,5 +83,5 @@ def test_device_stream_status_without_a_stream(clinic: Clinic) -> None:
 
     assert response.status_code == 200, response.text
     assert response.json() == {"live": False, "stream": None, "frames": None,
-                               "samples": None, "dropped": None}
+                               "samples": None, "dropped": None, "missing": None}
     assert other.status_code == 404

@@ -30,6 +30,7 @@ class DeviceStreamStatus(BaseModel):
     frames: int | None = None  # frames accepted so far
     samples: int | None = None  # samples per channel accepted so far
     dropped: int | None = None  # frames dropped with a notice so far
+    missing: int | None = None  # frames that never arrived (sequence gaps) so far
 
 
 def _public(device: Device) -> DevicePublic:
@@ -107,5 +108,6 @@ def read_device_stream(device_id: IdPath, gw: GatewayDep,
     stream = gw.hub.streams.get(device.id)
     if stream is not None:
         return DeviceStreamStatus(live=True, stream=stream.id, frames=stream.frames,
-                                  samples=stream.samples, dropped=stream.rejected)
+                                  samples=stream.samples, dropped=stream.rejected,
+                                  missing=stream.missing)
     return DeviceStreamStatus(live=bool(running), stream=running[0] if running else None)
