@@ -53,6 +53,7 @@ def attack_auc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int
     from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     n_min = int(min(y.sum(), y.size - y.sum())) if y.size else 0
     n_groups = len(np.unique(groups))
@@ -60,7 +61,9 @@ def attack_auc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, repeats: int
         return {"auc": None, "auc_ci": [None, None], "auc_cv_sd": None, "n_splits": 0}
     n_splits = min(5, n_min, n_groups // 2)
     scores = np.zeros((repeats, y.size))
-    with warnings.catch_warnings():
+    # One BLAS thread: the fits are small, and threads only contend (on a busy machine,
+    # many-fold) for the time each tiny iteration takes.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         # A non-converged fit on a hopeless feature set is still a valid (weak) attacker.
         warnings.simplefilter("ignore", ConvergenceWarning)
         for r in range(repeats):

@@ -287,7 +287,8 @@ def _notices(data: Any, where: str, purpose_id: str, measured: Mapping[str, Any]
             if not text.strip():
                 _invalid(f"{where}.{language}.{variant}", "must not be empty.")
             if measured is not None:  # the latest leakage report's figure, in plain words
-                text = f"{text.rstrip()} {measured_sentence(measured, language, variant)}"
+                space = "" if language == "zh-Hans" else " "  # no spaces between hanzi
+                text = f"{text.rstrip()}{space}{measured_sentence(measured, language, variant)}"
             notices[language, variant] = Notice(
                 purpose_id=purpose_id,
                 version=version,

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from neurogate.consent.activity import record_delivery
+from neurogate.consent.disclosure import load_figures, measured_sentence
 from neurogate.consent.merkle import canonical_json, salted_leaf_hash, verify_inclusion
 from neurogate.consent.models import Account, Consent, Delivery, LedgerLeaf, Subject
 from neurogate.gateway.app import create_app
@@ -129,8 +130,11 @@ def test_activity_shows_what_the_app_sees_beside_raw(client: TestClient) -> None
     assert "It has the shape of the paired device, Acme Band 4: 4 sensors at 250 Hz." in html
     assert all(int(points) == 2500 for _, points in raw_rows)
     focus_rows = re.findall(r'data-series="([^"]+)" data-points="(\d+)"', traces[1])
-    assert focus_rows == [("global", "21")]
-    assert html.count('class="dot"') == 21
+    # neurofeedback's focus index: a 4 s window twice per second, over the 12 s shown
+    assert focus_rows == [("global", "17")]
+    assert html.count('class="dot"') == 17
+    figures = load_figures()["neurofeedback"]
+    assert f"What we measured:</strong> {measured_sentence(figures, 'en')}" in html
 
 
 def test_activity_of_a_subject_without_deliveries_says_nothing_shared(

@@ -20,9 +20,10 @@ from neurogate.consent import access, duties, rights
 from neurogate.consent.activity import activity_for
 from neurogate.consent.archive import subject_archive
 from neurogate.consent.consents import list_consents
+from neurogate.consent.disclosure import load_figures, measured_sentence
 from neurogate.consent.proofs import check_consent, receipt_of
 from neurogate.consent.purposes import load_catalog
-from neurogate.errors import not_found
+from neurogate.errors import ConflictError, not_found
 from neurogate.gateway import recording
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal import charts, preview, web
@@ -146,8 +147,10 @@ def _pictures(consents: list[Any], language: str, gettext: Any, names: dict[str,
             products.append({"product": item.product, "words": words, "how": how,
                              "svg": svg, "points": points,
                              "per_second": _number(language, item.values_per_second, 1)})
+        figures = load_figures().get(consent.purpose_id)
         shown.append({"app": app, "purpose": _purpose_title(consent.purpose_id, language),
                       "raw": raw, "products": products,
+                      "measured": measured_sentence(figures, language) if figures else None,
                       "raw_per_second": _number(language, picture.raw_values_per_second)})
     return shown
 
@@ -245,6 +248,41 @@ def read_my_data(request: Request, gw: GatewayDep, user: PortalUserDep,
                                         subject_id=subject_id, status="open")
     return render(request, "data/my_data.html",
                   {**_erasure_context(gw, user, subject_id), "requests": requests})
+
+
+# What My data lets a person ask for with a deadline (erasure has its own page: it is done
+# at once).
+OFFERED_REQUESTS = ("limit_use", "access")
+
+
+@router.post("/my-data/requests")
+def file_my_request(request: Request, gw: GatewayDep, user: PortalUserDep,
+                    form: CsrfFormDep) -> Response:
+    """Ask to limit the use of one's data, or for a copy; says by when it is answered."""
+    _, gettext = _words(request)
+    subject_id = _subject_id(user, web.form_text(form, "subject"))
+    kind = web.form_text(form, "kind")
+    errors = FormErrors()
+    if kind not in OFFERED_REQUESTS:
+        errors.add("kind", gettext("Choose what you ask for: to limit the use of your data, "
+                                   "or a copy of it."))
+    else:
+        try:
+            with gw.transaction() as session:
+                filed = duties.file_request(session=session, principal=user.principal,
+                                            subject_id=subject_id, kind=kind)
+                due_at = filed.due_at
+            return render(request, "data/requested.html", {"kind": kind, "due_at": due_at,
+                                                           "subject_id": subject_id})
+        except ConflictError:
+            errors.add("kind", gettext("You already asked for this. The answer is on its way "
+                                       "by the date shown on this page."))
+    with gw.transaction() as session:
+        requests = duties.list_requests(session=session, principal=user.principal,
+                                        subject_id=subject_id, status="open")
+    return render(request, "data/my_data.html", {
+        **_erasure_context(gw, user, subject_id), "requests": requests, "errors": errors,
+        "kind": kind}, status=400)
 
 
 @router.post("/my-data/export")
