@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PLACEHOLDER_SECRET = "change-me"
@@ -86,6 +88,64 @@ class Settings(BaseSettings):
     recording_key_dir: Path | None = None
     recording_segment_seconds: float = 10.0
     retention_sweep_seconds: float = 300.0
+    # Cluster (docs/deployment.md): the NATS server nodes join (none: one process, no
+    # NATS), this node's id (default: a random one per process start) and the address it
+    # announces, NATS user credentials or token (secrets), the JetStream key-value bucket
+    # of the node list and how long a node's heartbeat holds (it beats three times a lease).
+    nats_url: str | None = None
+    node_id: str = Field(default_factory=lambda: f"node-{secrets.token_hex(6)}")
+    node_address: str | None = None
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_token: SecretStr | None = None
+    cluster_bucket: str = "neurogate_nodes"
+    cluster_lease_seconds: float = 6.0
+    # /metrics: answered to loopback clients only unless a bearer token is set here.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("nats_url")
+    @classmethod
+    def _check_nats_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        for part in value.split(","):
+            parts = urlsplit(part.strip())
+            if parts.scheme not in ("nats", "tls") or not parts.hostname:
+                msg = (
+                    "Invalid value for NEUROGATE_NATS_URL. It must be nats://host:port or "
+                    "tls://host:port (several separated by commas), but got "
+                    f"{part.strip()[:80]!r} instead."
+                )
+                raise ValueError(msg)
+            if parts.username is not None or parts.password is not None:
+                msg = ("Invalid value for NEUROGATE_NATS_URL. Give NATS credentials in "
+                       "NEUROGATE_NATS_USER and NEUROGATE_NATS_PASSWORD (or "
+                       "NEUROGATE_NATS_TOKEN), not inside the URL.")
+                raise ValueError(msg)
+        return value.strip()
+
+    @field_validator("node_id", "cluster_bucket")
+    @classmethod
+    def _check_cluster_name(cls, value: str, info: ValidationInfo) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            msg = (
+                f"Invalid value for NEUROGATE_{str(info.field_name).upper()}. It must be 1 to "
+                "64 letters, digits, '-' or '_', but got "
+                f"{value[:80]!r} instead."
+            )
+            raise ValueError(msg)
+        return value
+
+    @field_validator("cluster_lease_seconds")
+    @classmethod
+    def _check_cluster_lease(cls, value: float) -> float:
+        if not 1 <= value <= 300:
+            msg = (
+                "Invalid value for NEUROGATE_CLUSTER_LEASE_SECONDS. Allowed values are from "
+                f"1 to 300 seconds, but got {value!r} instead."
+            )
+            raise ValueError(msg)
+        return value
 
     @field_validator("environment")
     @classmethod

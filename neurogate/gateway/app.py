@@ -8,6 +8,7 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,8 @@ from neurogate.gateway import (
     security,
     stream_records,
 )
+from neurogate.gateway import metrics as metrics_routes
+from neurogate.gateway.cluster import join as join_cluster
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.recording import keep as keep_recordings
 from neurogate.gateway.routes import (
@@ -138,9 +141,16 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         # Serve once the store lease holds (or the first probe failed).
         await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
                            return_when=asyncio.FIRST_COMPLETED)
+        membership = None
         try:
+            # With NEUROGATE_NATS_URL: join the cluster (heartbeat into its node bucket).
+            membership = app.state.membership = await join_cluster(
+                gateway.settings, version=__version__,
+                figures=lambda: (len(gateway.hub.streams), len(gateway.hub.subscriptions)))
             yield
         finally:
+            if membership is not None:
+                await membership.stop()
             gateway.on_change = None
             for task in tasks:
                 task.cancel()
@@ -164,6 +174,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         redoc_url=None,
     )
     app.state.gateway = gateway
+    app.state.membership = None  # a cluster.Membership once joined (NEUROGATE_NATS_URL)
     errors.install(app)
     openapi.install(app)
     security.install(app, gateway.settings)
@@ -175,6 +186,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.include_router(requests_routes.subject_router)
     app.include_router(requests_routes.router)
     app.include_router(recordings_routes.router)
+    app.include_router(metrics_routes.router)
     oidc.install(app, gateway)
     portal.install(app)
     token_server = TokenServer(gateway)
@@ -194,9 +206,12 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         )
 
     @app.get("/healthz", tags=["health"])
-    def health() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok", "version": __version__}
+    async def health() -> dict[str, Any]:
+        """Liveness: the process answers (with this node's cluster, when clustered)."""
+        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        if app.state.membership is not None:
+            body["cluster"] = await app.state.membership.health()
+        return body
 
     return app
 

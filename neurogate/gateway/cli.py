@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neurogate.bench.cli import bench_app
+from neurogate.gateway.cli_cluster import cluster_app
 from neurogate.gateway.cli_devices import devices_app
 from neurogate.gateway.cli_recordings import keys_app, recordings_app, subjects_app
 from neurogate.settings import get_settings
@@ -28,17 +29,28 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(recordings_app, name="recordings")
+app.add_typer(cluster_app, name="cluster")
 console = Console()
 err = Console(stderr=True)
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _serve(host: str | None, port: int | None, nats: str | None = None) -> None:
     import uvicorn
 
     from neurogate.gateway._server import uvicorn_options
     from neurogate.gateway.app import create_app
+    from neurogate.settings import Settings
 
     settings = get_settings()
+    if nats is not None or settings.nats_url:  # a node announces the address it serves
+        given = {"host": host, "port": port, "nats_url": nats}
+        try:
+            settings = Settings.model_validate(
+                {**settings.model_dump(), **{k: v for k, v in given.items() if v is not None}})
+        except ValueError as exc:  # pydantic's ValidationError: print its sentence only
+            err.print(str(exc).splitlines()[2].strip().removeprefix("Value error, ")
+                      .split(" [type=")[0], markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc
     # No Server header; WebSocket messages above the protocol's size refused unread; request
     # heads and bodies read within NEUROGATE_HEADER/BODY_TIMEOUT_SECONDS (_server.py).
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
@@ -47,10 +59,12 @@ def _serve(host: str | None, port: int | None) -> None:
 
 @app.command()
 def serve(host: str = typer.Option(None, help="Address to listen on (default from settings)."),
-          port: int = typer.Option(None, help="Port to listen on (default from settings).")
+          port: int = typer.Option(None, help="Port to listen on (default from settings)."),
+          nats: str = typer.Option(None, help="Join the cluster at this NATS server, e.g. "
+                                   "nats://127.0.0.1:4222 (default: NEUROGATE_NATS_URL)."),
           ) -> None:
     """Run the gateway (migrates the database first)."""
-    _serve(host, port)
+    _serve(host, port, nats)
 
 
 @db_app.command("upgrade")

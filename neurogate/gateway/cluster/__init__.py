@@ -1,0 +1,23 @@
+"""Gateway nodes as one cluster over NATS (membership now; more to come)."""
+
+from neurogate.gateway.cluster.membership import (
+    ClusterError,
+    Membership,
+    NodeRecord,
+    connect,
+    connect_options,
+    join,
+    open_bucket,
+    read_nodes,
+)
+
+__all__ = [
+    "ClusterError",
+    "Membership",
+    "NodeRecord",
+    "connect",
+    "connect_options",
+    "join",
+    "open_bucket",
+    "read_nodes",
+]
