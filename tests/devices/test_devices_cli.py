@@ -266,8 +266,6 @@ def test_cli_stream_exits_3_when_the_gateway_goes_away_and_samples_are_lost(
     """The synthetic board streams through a proxy that then drops every connection and
     refuses new ones: the tiny buffer overflows, and beyond --max-loss the command prints
     the counts and exits 3."""
-    import subprocess
-    import sys
     import threading
 
     from neurogate.devices import BrainFlowAdapter
@@ -286,18 +284,17 @@ def test_cli_stream_exits_3_when_the_gateway_goes_away_and_samples_are_lost(
     cutter = threading.Thread(target=cut_once_data_flows, daemon=True)
     cutter.start()
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "neurogate.gateway.cli_devices", "stream", "--board",
-             "synthetic", "--duration", "4", "--buffer-seconds", "0.1", "--gateway", gate.url,
-             "--client-id", client_id, "--client-secret", secret, "--json",
-             "--max-loss", "0.05"], capture_output=True, text=True, timeout=120, check=False)
+        done = runner.invoke(devices_app, [
+            "stream", "--board", "synthetic", "--duration", "3", "--buffer-seconds", "0.1",
+            "--gateway", gate.url, "--client-id", client_id, "--client-secret", secret,
+            "--json", "--max-loss", "0.05"])
     finally:
         stop.set()
         cutter.join(5)
         gate.close()
         app.close()
 
-    assert done.returncode == 3, done.stderr
+    assert done.exit_code == 3, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["connections"] == 1  # it streamed before the gateway went away
     assert summary["lost_samples"] / summary["pushed_samples"] > 0.05
