@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from neurogate.consent import duties
 from neurogate.consent.access import Principal
@@ -130,3 +130,40 @@ def test_console_app_page_shows_where_the_app_is_used(
     assert re.search(r"<dt>Used in</dt><dd>at home</dd>", page)
     mine = signed_in("apps.owner").get("/portal/console/my-apps").text
     assert mine.count("<dt>Used in</dt><dd>at home</dd>") == 3
+
+
+def test_my_data_form_files_a_request_and_says_by_when(
+    demo: tuple[Gateway, DemoWorld], signed_in: Callable[[str], TestClient],
+) -> None:
+    """A guardian asks for a copy for their child: the confirmation names the day; asking
+    again, or for nothing, is refused next to the field; without the CSRF token, nothing."""
+    gateway, world = demo
+    guardian = signed_in("parent.chen")
+    mia = world.subjects["mia"]
+    with gateway.transaction() as session:
+        session.exec(delete(SubjectRequest).where(  # type: ignore[call-overload]
+            SubjectRequest.subject_id == mia))
+    page = guardian.get(f"/portal/my-data?subject={mia}").text
+    token = _TOKEN.search(page)
+    assert token is not None
+    assert guardian.post("/portal/my-data/requests",
+                         data={"subject": mia, "kind": "access"}).status_code == 403
+    sent = guardian.post("/portal/my-data/requests", data={
+        "subject": mia, "kind": "access", "csrf_token": token.group(1)})
+    assert sent.status_code == 200, sent.text
+    with gateway.transaction() as session:
+        [filed] = session.exec(select(SubjectRequest).where(
+            SubjectRequest.subject_id == mia)).all()
+    day = f"{filed.due_at:%B} {filed.due_at.day}, {filed.due_at.year}"
+    assert ("Your request for a copy of your data will be answered by "
+            f"{day} at the latest.") in sent.text
+    again = guardian.post("/portal/my-data/requests", data={
+        "subject": mia, "kind": "access", "csrf_token": token.group(1)})
+    assert again.status_code == 400
+    assert "You already asked for this. The answer is on its way by the date shown" in again.text
+    nothing = guardian.post("/portal/my-data/requests", data={
+        "subject": mia, "csrf_token": token.group(1)})
+    assert nothing.status_code == 400
+    assert 'href="#field-kind"' in nothing.text
+    assert ("Choose what you ask for: to limit the use of your data, or a copy of it."
+            in nothing.text)
