@@ -296,7 +296,7 @@ def test_cli_stream_exits_3_when_the_gateway_goes_away_and_samples_are_lost(
 
     assert done.exit_code == 3, done.stderr
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["connections"] == 1  # it streamed before the gateway went away
+    assert summary["connections"] >= 1  # it streamed before the gateway went away
     assert summary["lost_samples"] / summary["pushed_samples"] > 0.05
     text = _flat(done.stderr)
     assert f"Error: {summary['lost_samples']} of {summary['pushed_samples']} samples" in text
