@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import math
@@ -49,12 +50,19 @@ from neurogate_client.wire import (
     encode_frame,
 )
 
-from neurogate.errors import SignalError
-from neurogate.signal import Frame, Resolution, ResolutionReducer, StreamPipeline
+from neurogate.errors import NeurogateError, SignalError
+from neurogate.signal import (
+    Frame,
+    Resolution,
+    ResolutionReducer,
+    StreamPipeline,
+    design_iir_sos,
+)
 
 log = logging.getLogger("neurogate.streams")
 
 QUEUE_LIMIT = 256  # messages per app before the oldest are dropped
+ANTI_ALIAS_ORDER = 8  # StreamingFilter.lowpass's default, which ResolutionReducer uses
 MAX_QUEUE_AGE_SECONDS = 1.0  # a message that waited longer for a slow app is dropped
 DEFAULT_LEASE_SECONDS = 0.5  # how long one answer of the store lets data flow
 RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rate...
@@ -166,6 +174,7 @@ class LiveStream:
         self.scale = hello.scale_to_volts()
         self.pipeline = StreamPipeline(hello.channel_names, hello.channel_types,
                                        hello.sampling_rate, line_freq)
+        _warm_anti_alias_designs(hello.sampling_rate)
         self.expected_sequence: int | None = None
         self.dropped_sequence: int | None = None  # last frame dropped for its content
         self.next_time: float | None = None
@@ -251,6 +260,15 @@ class LiveStream:
         self.dropped_sequence = None
         self.next_time = header.timestamp + header.n_samples * period
         return samples * self.scale, header.timestamp, notices
+
+
+def _warm_anti_alias_designs(sfreq: float, factors: range = range(2, 9)) -> None:
+    """Design (and cache) the anti-alias low-passes of the usual rate reductions now, while
+    the stream is built off the event loop, not when a reducer meets its first frame."""
+    for factor in factors:
+        rate = sfreq / factor
+        with contextlib.suppress(NeurogateError):
+            design_iir_sos(sfreq, None, 0.4 * rate, order=ANTI_ALIAS_ORDER)
 
 
 def target_resolution(allowed: Resolution, native: Resolution) -> Resolution:
