@@ -279,6 +279,7 @@ def test_cli_stream_exits_3_when_the_gateway_goes_away_and_samples_are_lost(
 
     def cut_once_data_flows() -> None:
         if wait_until(lambda: stop.is_set() or app_sample_count(app) > 0, 60):
+            gate.is_open.clear()  # any connection still accepted is dropped at once
             gate.close()
 
     cutter = threading.Thread(target=cut_once_data_flows, daemon=True)
