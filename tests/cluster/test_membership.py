@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from neurogate.gateway.cluster import ClusterError, Membership, NodeRecord, connect_options
 from neurogate.gateway.cluster.membership import read_nodes
 from neurogate.settings import Settings
+from tests.conftest import skip_or_fail
+from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.nats
 
@@ -83,3 +90,54 @@ def test_membership_node_id_defaults_to_a_new_id_per_process_start() -> None:
     """Without NEUROGATE_NODE_ID each start gets its own id."""
     assert Settings().node_id != Settings().node_id
     assert Settings().node_id.startswith("node-")
+
+
+def _nats_server(port: int, store: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
+                                "-sd", str(store)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    msg = f"nats-server did not listen on port {port}."
+    raise RuntimeError(msg)
+
+
+def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
+    """A node whose NATS server goes away turns unhealthy within its lease; once a NATS
+    server is back at the same address, its heartbeat and its record return."""
+    if shutil.which("nats-server") is None:
+        skip_or_fail("nats-server is not installed, so NATS cannot be stopped and started")
+    port = free_port()
+    server = _nats_server(port, tmp_path / "one")
+    settings = _settings(f"nats://127.0.0.1:{port}", "neurogate_nodes", "node-r")
+    member = Membership(settings, address="http://r:1", version="1", figures=lambda: (0, 0))
+
+    async def wait_for(healthy: bool, within: float = 20) -> bool:
+        deadline = time.monotonic() + within
+        while member.healthy() != healthy and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        return member.healthy()
+
+    async def run() -> tuple[bool, bool, bool, list[str]]:
+        nonlocal server
+        await member.start()
+        first = member.healthy()
+        server.kill()
+        server.wait()
+        down = await wait_for(False)
+        server = _nats_server(port, tmp_path / "two")  # a new server: the bucket is gone
+        up = await wait_for(True)
+        nodes = [n.node_id for n in await member.nodes()]
+        await member.stop()
+        return first, down, up, nodes
+
+    try:
+        assert asyncio.run(run()) == (True, False, True, ["node-r"])
+    finally:
+        server.kill()
+        server.wait()

@@ -149,6 +149,7 @@ class Membership:
         self.client: NATS | None = None
         self.bucket: KeyValue | None = None
         self.last_beat = 0.0  # time.time() of the last heartbeat NATS accepted
+        self.failing = False  # the last heartbeat failed
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -156,8 +157,8 @@ class Membership:
         return self.settings.cluster_lease_seconds
 
     def healthy(self) -> bool:
-        """Whether NATS accepted a heartbeat within the last lease."""
-        return (self.client is not None and self.client.is_connected
+        """Whether NATS accepted the last heartbeat, within the last lease."""
+        return (self.client is not None and self.client.is_connected and not self.failing
                 and time.time() - self.last_beat < self.lease_seconds)
 
     async def start(self) -> None:
@@ -183,21 +184,26 @@ class Membership:
 
     async def beat(self) -> None:
         """Announce this node once (its lease runs one lease from now)."""
-        assert self.bucket is not None
+        assert self.client is not None
+        if self.bucket is None:  # after a failed beat: the bucket may be gone (NATS restarted)
+            self.bucket = await open_bucket(self.client, self.settings)
         await self.bucket.put(self.node_id, self.record().to_json())
-        self.last_beat = time.time()
+        self.last_beat, self.failing = time.time(), False
 
     async def _beat_forever(self) -> None:
         while True:
             await asyncio.sleep(self.lease_seconds / BEATS_PER_LEASE)
             try:
-                await self.beat()
+                await asyncio.wait_for(self.beat(), self.lease_seconds)
             except Exception as exc:  # NATS away: keep trying; healthy() says so meanwhile
+                self.bucket, self.failing = None, True
                 log.warning("cluster heartbeat failed: %s", type(exc).__name__)
 
     async def nodes(self) -> list[NodeRecord]:
         """Every live node of the cluster (this one included while its lease holds)."""
-        assert self.bucket is not None
+        if self.bucket is None:
+            assert self.client is not None
+            return await read_nodes(await open_bucket(self.client, self.settings))
         return await read_nodes(self.bucket)
 
     async def health(self) -> dict[str, Any]:
