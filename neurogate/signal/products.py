@@ -27,6 +27,14 @@ Six products exist, named exactly:
     on a channel that is not flat); the ratio of power within 1 Hz of the line frequency to
     the power from 1 Hz to Nyquist; ``line_noise`` (1.0 if that ratio exceeds
     ``line_noise_threshold``).
+
+The windowed products above are computed on the stream's own windows (2 s, every 0.5 s by
+default). A purpose that asks for a longer window receives the mean of the stream's frames
+across it (`ResolutionReducer`): overlapping windows averaged, a smoothing that hides when
+within the window an event happened. The offline reference of ``neurogate bench leakage``
+computes exactly that with MNE. Purposes that need no event timing use windows of 4 s or
+more, which keeps an attacker telling stimulus-locked windows, or ``square`` from ``rt``
+events, at chance on the shared recording (see ``docs/benchmarks.md``, Leakage).
 """
 
 from __future__ import annotations
