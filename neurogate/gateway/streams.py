@@ -112,6 +112,7 @@ class Subscription:
     # When each queued message was queued (monotonic), oldest first, beside ``queue``.
     queued_at: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=QUEUE_LIMIT))
+    taken_at: float = 0.0  # when the message `take` returned last was queued
 
     def enqueue(self, message: str | bytes) -> None:
         """Queue a message for the app (dropping the oldest when the queue is full)."""
@@ -141,7 +142,7 @@ class Subscription:
             self.unreported_drops += stale
         if not queue:
             return None
-        born.popleft()
+        self.taken_at = born.popleft() if born else time.monotonic()
         return queue.popleft()
 
     def withhold(self) -> None:

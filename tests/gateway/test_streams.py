@@ -154,3 +154,13 @@ def test_protocol_doc_states_the_slow_app_bounds() -> None:
     assert f"closing\nmessage has {routes.CLOSE_TIMEOUT_SECONDS:g} s to go out" in doc
     assert "decimal places" not in doc
     assert "shortest decimal that\nreads back as the same IEEE 754 double" in doc
+
+
+def test_take_records_when_the_message_was_queued() -> None:
+    """`take` gives the sender the queue time of the message, from which its send
+    deadline (queued + MAX_QUEUE_AGE_SECONDS) is counted."""
+    sub = _subscribe(StreamHub(), {})
+    sub.enqueue("a")
+    queued = sub.queued_at[0]
+    assert sub.take() == "a"
+    assert sub.taken_at == queued

@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,7 +38,12 @@ from neurogate.gateway.egress import (
 )
 from neurogate.gateway.security import ForbiddenOrigin, check_origin
 from neurogate.gateway.state import Gateway
-from neurogate.gateway.streams import STORE_UNAVAILABLE, LiveStream, Subscription
+from neurogate.gateway.streams import (
+    MAX_QUEUE_AGE_SECONDS,
+    STORE_UNAVAILABLE,
+    LiveStream,
+    Subscription,
+)
 
 router = APIRouter(tags=["streams"])
 log = logging.getLogger("neurogate.streams")
@@ -326,9 +332,26 @@ def _bound_buffers(ws: WebSocket) -> asyncio.WriteTransport | None:
     return transport
 
 
-async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None:
-    """Send the queued messages, oldest first; report losses with a ``gap`` before the
-    next message that is delivered."""
+async def _send_item(ws: WebSocket, item: str | bytes, transport: Any, deadline: float
+                     ) -> bool:
+    """Send one message unless the app's socket stays full past ``deadline`` (monotonic);
+    False if it was not sent (nothing of it was written)."""
+    send = ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item)
+    if transport is None or not transport.get_write_buffer_size():
+        await send  # the socket takes it now: no timer on the common path
+        return True
+    try:  # the send waits for room first: cancelled then, it has written nothing
+        await asyncio.wait_for(send, max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway,
+                     transport: Any = None) -> None:
+    """Send the queued messages, oldest first, each within `MAX_QUEUE_AGE_SECONDS` of
+    being queued (else it is dropped); report losses with a ``gap`` before the next
+    message that is delivered."""
     hub = gateway.hub
     while True:  # until cancelled: `_close_when_ended` closes
         await sub.wakeup.wait()
@@ -345,11 +368,11 @@ async def _send_loop(ws: WebSocket, sub: Subscription, gateway: Gateway) -> None
             if sub.unreported_drops:
                 lost, sub.unreported_drops = sub.unreported_drops, 0
                 await ws.send_text(json.dumps({"type": "gap", "dropped": lost}))
-            if isinstance(item, bytes):
-                await ws.send_bytes(item)
+            if await _send_item(ws, item, transport, sub.taken_at + MAX_QUEUE_AGE_SECONDS):
+                sub.delivered += 1
             else:
-                await ws.send_text(item)
-            sub.delivered += 1
+                sub.dropped += 1
+                sub.unreported_drops += 1
 
 
 async def _close_when_ended(ws: WebSocket, sub: Subscription, sender: asyncio.Task[None],
@@ -445,7 +468,7 @@ async def subscribe_stream(ws: WebSocket, subject: str = "", purpose: str = "",
         "not_allowed": {"reasons": list(outcome.reasons),
                         "explanations": list(outcome.explanations)}}))
     transport = _bound_buffers(ws)
-    sender = asyncio.create_task(_send_loop(ws, sub, gateway))
+    sender = asyncio.create_task(_send_loop(ws, sub, gateway, transport))
     receiver = asyncio.create_task(_drain(ws))
     closer = asyncio.create_task(_close_when_ended(ws, sub, sender, transport))
     try:
