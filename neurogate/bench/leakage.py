@@ -9,14 +9,18 @@ then tries to tell *stimulus-locked* windows (0 to 0.8 s after a ``square`` onse
 
 - sample products (``raw``, ``filtered``): the samples of the span minus the mean of
   the 0.2 s before it, averaged in 50 ms bins, per row;
-- windowed products (``band_power``, indices): the first delivered frame whose window
-  ends at or after the span's end, with the frames before and after it (log10 of band
-  power).
+- windowed products (``band_power``, indices, ``signal_quality``): the first delivered
+  frame whose window ends at or after the span's end, with the frames before and after
+  it (log10 of band power).
+
+A second attack tells the recording's two event types apart: windows locked to a
+``square`` onset against windows locked to an ``rt`` onset (the subject's response).
 
 A standardized L2 logistic regression (its strength chosen by an inner 3-fold CV) is
 scored by repeated stratified 5-fold cross-validation over 15 s blocks of the recording
 (a trial's two windows in the same block): the ROC AUC of the out-of-fold scores, with a
-95 % bootstrap interval. Each non-raw product also reports how well its
+95 % bootstrap interval. Each non-raw product but ``signal_quality`` (a check of the
+headset, not a measure of the subject) also reports how well its
 purpose is still served: the correlation of what was streamed with an offline MNE
 computation on the same data and windows (``psd_array_welch`` band power and indices;
 ``filter_data`` with the pipeline's filter design for filtered EEG).
@@ -37,7 +41,8 @@ from neurogate.bench._offline import utility
 from neurogate.errors import SignalError, ValidationError
 
 Say = Callable[[str], None]
-PRODUCTS = ("raw", "filtered", "band_power", "focus_index", "relaxation_index")
+PRODUCTS = ("raw", "filtered", "band_power", "focus_index", "relaxation_index",
+            "signal_quality")
 HEADLINE = ("raw", "filtered", "band_power", "focus_index")
 SPAN_S = 0.8  # the stimulus-locked span
 BASELINE_S = 0.2
@@ -213,7 +218,9 @@ def _entry(product: str, purpose: str, streamed: dict[str, Any], spans: dict[str
             "event_type": {key: second[key] for key in
                            ("n_pos", "n_neg", "auc", "auc_ci", "auc_cv_sd", "n_splits")},
             "feedback_latency_s": feedback_latency(product, res, streamed["native"]),
-            "utility": None if product == "raw" else utility(product, streamed, reference)}
+            # signal_quality checks the headset, it measures nothing of the subject's own
+            "utility": None if product in ("raw", "signal_quality")
+            else utility(product, streamed, reference)}
 
 
 def _say_entry(say: Say, entry: dict[str, Any]) -> None:

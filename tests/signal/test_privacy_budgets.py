@@ -66,6 +66,9 @@ def test_purpose_keeps_its_utility_floor(measured: dict[str, Any], purpose_id: s
     """Each delivered product still tracks the offline MNE computation of its measure."""
     floor = load_catalog().get(purpose_id).budget.utility_r_min
     for entry in (e for e in measured["by_purpose"] if e["purpose"] == purpose_id):
+        if entry["product"] == "signal_quality":  # a headset check, no measure of the subject
+            assert entry["utility"] is None
+            continue
         assert entry["utility"]["n"] >= 5
         assert entry["utility"]["r"] >= floor, (
             f"{purpose_id} / {entry['product']}: r = {entry['utility']['r']} against MNE, "
