@@ -62,6 +62,11 @@ OPS = [
        body=lambda c: {"username": f"w-{uuid.uuid4().hex[:6]}", "password": "long-password-1"}),
     Op("export child2", "GET", "/v1/subjects/{id}/export", "child2",
        A({"clin2", "guard2", "child2"})),
+    # subjects' requests with a legal deadline
+    Op("requests of adult1", "GET", "/v1/subjects/{id}/requests", "adult1",
+       A({"clin1", "adult1", "admin"})),
+    Op("file a request for child1", "POST", "/v1/subjects/{id}/requests", "child1",
+       A({"clin1", "guard1", "child1"}), body=lambda c: {"kind": "access"}),
     # consents
     Op("read consent adult1", "GET", "/v1/consents/{id}", "c_adult1_clinic",
        A({"clin1", "adult1", "clinic_app"})),
