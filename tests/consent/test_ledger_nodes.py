@@ -24,18 +24,28 @@ TRANSACTIONS = 8  # per node; every third transaction appends two leaves
 
 
 def _node(data_dir: str, url: str, node: int, start: object) -> None:
-    """One gateway process: wait for the others, then append as fast as it can."""
+    """One gateway node's ledger: wait for the others, then append as fast as it can.
+
+    Only the consent package is loaded (what the gateway's ledger uses), so that each
+    process starts quickly."""
+    from neurogate.consent.checkpoint import load_or_create_signer
+    from neurogate.consent.db import get_engine, session_scope
+    from neurogate.consent.ledger import Ledger
+
     settings = Settings(data_dir=Path(data_dir), database_url=url, environment="test")
-    gateway = build_gateway(settings, migrate=False)
-    with gateway.transaction() as session:  # read the log once: this copy soon falls behind
-        gateway.ledger.size(session)
+    signer = load_or_create_signer(Path(data_dir) / "keys" / "ledger-ed25519.pem",
+                                   settings.ledger_origin)
+    ledger = Ledger(signer=signer, origin=settings.ledger_origin)
+    engine = get_engine(url)
+    with session_scope(engine) as session:  # read the log once: this copy soon falls behind
+        ledger.size(session)
     start.wait(timeout=60)  # type: ignore[attr-defined]
     for number in range(TRANSACTIONS):
-        with gateway.transaction() as session:
+        with session_scope(engine) as session:
             for part in range(2 if number % 3 == 0 else 1):
-                gateway.ledger.append(session, action="stream.start", app=f"app_{node}",
-                                      stream=f"n{node}-{number}-{part}", frames=number)
-    gateway.engine.dispose()
+                ledger.append(session, action="stream.start", app=f"app_{node}",
+                              stream=f"n{node}-{number}-{part}", frames=number)
+    engine.dispose()
 
 
 def test_ledger_nodes_concurrent_appends_make_one_log(postgres_database: str,
