@@ -108,8 +108,9 @@ def _nats_server(port: int, store: Path) -> subprocess.Popen[bytes]:
 
 
 def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
-    """A node whose NATS server goes away turns unhealthy within its lease; once a NATS
-    server is back at the same address, its heartbeat and its record return."""
+    """A node whose NATS server goes away turns unhealthy within its lease (its /healthz
+    section says so, with no node list); once a NATS server is back at the same address,
+    its heartbeat and its record return."""
     if shutil.which("nats-server") is None:
         skip_or_fail("nats-server is not installed, so NATS cannot be stopped and started")
     port = free_port()
@@ -130,6 +131,9 @@ def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
         server.kill()
         server.wait()
         down = await wait_for(False)
+        section = await member.health()
+        assert (section["node_id"], section["nats"], section["nodes"]) == (
+            "node-r", "unavailable", None)
         server = _nats_server(port, tmp_path / "two")  # a new server: the bucket is gone
         up = await wait_for(True)
         nodes = [n.node_id for n in await member.nodes()]
