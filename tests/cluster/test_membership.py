@@ -92,9 +92,11 @@ def test_membership_node_id_defaults_to_a_new_id_per_process_start() -> None:
     assert Settings().node_id.startswith("node-")
 
 
-def _nats_server(port: int, store: Path) -> subprocess.Popen[bytes]:
+def _nats_server(port: int, store: Path, *extra: str) -> subprocess.Popen[bytes]:
+    if shutil.which("nats-server") is None:
+        skip_or_fail("nats-server is not installed, so no NATS server of the test's own")
     process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
-                                "-sd", str(store)],
+                                "-sd", str(store), *extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -111,8 +113,6 @@ def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
     """A node whose NATS server goes away turns unhealthy within its lease (its /healthz
     section says so, with no node list); once a NATS server is back at the same address,
     its heartbeat and its record return."""
-    if shutil.which("nats-server") is None:
-        skip_or_fail("nats-server is not installed, so NATS cannot be stopped and started")
     port = free_port()
     server = _nats_server(port, tmp_path / "one")
     settings = _settings(f"nats://127.0.0.1:{port}", "neurogate_nodes", "node-r")
@@ -142,6 +142,33 @@ def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
 
     try:
         assert asyncio.run(run()) == (True, False, True, ["node-r"])
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_membership_joins_a_nats_that_wants_credentials_only_with_them(
+        tmp_path: Path) -> None:
+    """A NATS server with a user and password admits a node given them in the settings,
+    and refuses one with a wrong password (it does not start)."""
+    port = free_port()
+    server = _nats_server(port, tmp_path, "--user", "gateway", "--pass", "pw-123")
+    url = f"nats://127.0.0.1:{port}"
+
+    async def join(password: str) -> list[str]:
+        member = Membership(_settings(url, "neurogate_nodes", "node-c", nats_user="gateway",
+                                      nats_password=password),
+                            address="http://c:1", version="1", figures=lambda: (0, 0))
+        await member.start()
+        try:
+            return [n.node_id for n in await member.nodes()]
+        finally:
+            await member.stop()
+
+    try:
+        assert asyncio.run(join("pw-123")) == ["node-c"]
+        with pytest.raises(ClusterError, match="NATS cannot be reached"):
+            asyncio.run(join("wrong"))
     finally:
         server.kill()
         server.wait()
