@@ -5,8 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+from fastapi.testclient import TestClient
+
+from neurogate.gateway.app import create_app
+from neurogate.gateway.cluster import ClusterError
+from neurogate.gateway.state import build_gateway
 from neurogate.settings import Settings
 from tests.e2e.conftest import free_port, gateway_env, neurogate
+from tests.gateway.conftest import FAST_HASHING
 
 DOC = Path(__file__).parents[2] / "docs" / "deployment.md"
 
@@ -23,12 +30,13 @@ def test_deployment_doc_names_only_real_settings() -> None:
 
 
 def test_deployment_doc_node_without_nats_does_not_start(tmp_path: Path) -> None:
-    """``serve --nats`` where no NATS answers within one lease exits without serving."""
-    env = gateway_env(tmp_path, NEUROGATE_CLUSTER_LEASE_SECONDS="1")
-    result = neurogate("serve", "--port", str(free_port()), "--nats",
-                       f"nats://127.0.0.1:{free_port()}", env=env, timeout=120)
-    assert result.returncode != 0
-    assert "NATS cannot be reached at nats://127.0.0.1:" in result.stderr
+    """A node whose NATS does not answer within one lease fails its start-up."""
+    settings = Settings(data_dir=tmp_path, environment="test", cluster_lease_seconds=1,
+                        nats_url=f"nats://127.0.0.1:{free_port()}", **FAST_HASHING)
+    app = create_app(gateway=build_gateway(settings))
+    with pytest.raises(ClusterError, match=r"NATS cannot be reached at nats://127\.0\.0\.1:"):
+        with TestClient(app):
+            pass
 
 
 def test_deployment_doc_cluster_status_needs_a_nats_url(tmp_path: Path) -> None:
