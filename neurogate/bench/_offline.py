@@ -109,7 +109,7 @@ def _native_powers(ref: dict[str, Any], n_win: int, n_hop: int) -> np.ndarray:
         views = sliding_window_view(ref["filtered"], n_win, axis=-1)[:, ::n_hop]
         stacked = np.ascontiguousarray(np.moveaxis(views, 1, 0))
         ref[key] = _welch_bands(stacked, ref["sfreq"], band_edges(ref["sfreq"]))
-    return ref[key]  # type: ignore[no-any-return]
+    return np.asarray(ref[key])
 
 
 def _window_utility(product: str, streamed: dict[str, Any], ref: dict[str, Any]
