@@ -44,6 +44,14 @@ def test_leakage_slice_writes_every_product_with_auc_and_utility(tmp_path: Path)
         else:
             assert isinstance(entry["utility"]["r"], float)
     assert result["products"].keys() == written["products"].keys()
+    for entry in written["by_purpose"]:  # the second attack: square against rt events
+        assert isinstance(entry["event_type"]["auc"], float)
+        assert entry["event_type"]["n_pos"] > 0 and entry["event_type"]["n_neg"] > 0
+    assert set(written["budgets"]) == {"clinical_monitoring", "neurofeedback"}
+    feedback = written["budgets"]["neurofeedback"]
+    assert feedback["needs_event_timing"] is False and feedback["leakage_auc_max"] == 0.55
+    assert feedback["feedback_latency_s"]["added_s"] == 1.0  # 4 s windows instead of 2 s
+    assert "none are at hand" in written["attack"]["not_measured"]
 
 
 def test_leakage_missing_recording_fails_with_a_clear_message(tmp_path: Path) -> None:
