@@ -337,8 +337,9 @@ async def _send_item(ws: WebSocket, item: str | bytes, transport: Any, deadline:
     """Send one message unless the app's socket stays full past ``deadline`` (monotonic);
     False if it was not sent (nothing of it was written)."""
     send = ws.send_bytes(item) if isinstance(item, bytes) else ws.send_text(item)
-    if transport is None or not transport.get_write_buffer_size():
-        await send  # the socket takes it now: no timer on the common path
+    if transport is None or (
+            transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]):
+        await send  # at or below the low-water mark the transport is not paused: no timer
         return True
     try:  # the send waits for room first: cancelled then, it has written nothing
         await asyncio.wait_for(send, max(0.0, deadline - time.monotonic()))
