@@ -118,6 +118,10 @@ UNSAFE = frozenset({"post", "put", "patch", "delete"})
 # Reads that can answer 409 as well.
 _EXTRA: dict[tuple[str, str], tuple[int, ...]] = {
     ("get", "/v1/consents/{consent_id}/receipt"): (409,),
+    # Recordings are off where no key-encryption key is configured, or consent does not
+    # cover the read.
+    ("get", "/v1/subjects/{subject_id}/recordings/export"): (409,),
+    ("get", "/v1/subjects/{subject_id}/recordings/{recording_id}/edf"): (409,),
 }
 DESCRIPTIONS = {
     401: "Missing, wrong or expired credentials.",
