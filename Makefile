@@ -57,11 +57,15 @@ venv: $(STAMP)
 demo: $(STAMP) catalogs
 	$(BIN)/neurogate demo
 
+# Tests run on every core (pytest-xdist), a whole file per worker so that a file's
+# gateway process is started once; --durations names the slowest, to keep the suite short.
+PYTEST_ARGS ?= -n auto --dist loadfile --durations=25
+
 test: $(STAMP) catalogs node-peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check neurogate tests
+	$(BIN)/ruff check neurogate tests clients
 
 clean:
 	rm -rf $(VENV) var tests/node/node_modules

@@ -67,11 +67,13 @@ def client_over_a_failing_store(sqlite_gateway: Gateway, tmp_path: Path
     while every other read of the store fails: its database file was moved away."""
     with TestClient(create_app(gateway=sqlite_gateway), base_url=BASE_URL) as client:
         assert sqlite_gateway.hub.store_ok()
-        sqlite_gateway.engine.dispose()  # no pooled connection to the old file is left
         for name in os.listdir(tmp_path):
             if name.startswith("neurogate.db"):
                 (tmp_path / name).rename(tmp_path / f"moved-{name}")
         (tmp_path / "neurogate.db").mkdir()
+        # After the move, so that no pooled connection to the old file is left, even one a
+        # background task (recorder, sweeper) opened a moment before.
+        sqlite_gateway.engine.dispose()
         yield client, sqlite_gateway
 
 
