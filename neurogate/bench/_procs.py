@@ -29,11 +29,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Every stream step and revocation trial subscribes the benchmark's two apps anew, far more
+# often than the per-app abuse limit allows (30 a minute); the benchmark measures the data
+# path, so that limit is lifted here (tests/gateway/test_abuse.py checks the limit itself).
+BENCH_LIMITS_ENV = {"NEUROGATE_SUBSCRIBE_ATTEMPTS_PER_MINUTE": "1000000"}
+
+
 def gateway_env(data_dir: Path) -> dict[str, str]:
-    """The environment of a benchmark gateway: its own data directory, cheap hashing."""
+    """The environment of a benchmark gateway: its own data directory, cheap hashing, and
+    no per-app subscribe limit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEUROGATE_")}
     env.update(NEUROGATE_DATA_DIR=str(data_dir), NEUROGATE_ENVIRONMENT="development",
-               **FAST_HASHING_ENV)
+               **FAST_HASHING_ENV, **BENCH_LIMITS_ENV)
     return env
 
 

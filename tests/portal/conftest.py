@@ -47,6 +47,7 @@ Mark browser tests with ``pytestmark = pytest.mark.browser``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ from tests.conftest import REPO, skip_or_fail
 from tests.e2e.conftest import ServerProcess, free_port
 
 if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,6 +74,7 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 FAST_HASHING = {"NEUROGATE_PASSWORD_HASH_TIME_COST": "1",
                 "NEUROGATE_PASSWORD_HASH_MEMORY_KIB": "1024"}
 BLOCKING_IMPACTS = ("serious", "critical")
+CSRF_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 # How long a locator waits for its element before the test fails (not a timed assert:
 # a bound on waiting for something that should already be there).
 PAGE_TIMEOUT_MS = 10_000
@@ -101,6 +104,42 @@ class PortalServer:
     def gateway(self) -> Gateway:
         """The server's store opened in this process (for domain calls from a test)."""
         return build_gateway(self.settings(), migrate=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Gateway, DemoWorld]:
+    """The demo clinic over an embedded database, in process (no browser, no server)."""
+    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "var",
+                        environment="development", password_hash_time_cost=1,
+                        password_hash_memory_kib=1024)
+    gateway = build_gateway(settings)
+    return gateway, seed(gateway)
+
+
+@pytest.fixture(scope="module")
+def signed_in(demo: tuple[Gateway, DemoWorld]) -> Iterator[Callable[[str], TestClient]]:
+    """``signed_in(username)``: an in-process client with a portal session of that account."""
+    from fastapi.testclient import TestClient
+
+    from neurogate.gateway.app import create_app
+
+    gateway, _ = demo
+    clients: list[TestClient] = []
+
+    def make(username: str) -> TestClient:
+        client = TestClient(create_app(gateway=gateway), base_url="http://testserver")
+        client.__enter__()
+        clients.append(client)
+        token = CSRF_TOKEN.search(client.get("/portal/login").text)
+        assert token is not None
+        response = client.post("/portal/login", follow_redirects=False, data={
+            "username": username, "password": DEMO_PASSWORD, "csrf_token": token.group(1)})
+        assert response.status_code == 303, response.text
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="module")

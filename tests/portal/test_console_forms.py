@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,52 +24,18 @@ from neurogate.consent.models import (
     Subject,
 )
 from neurogate.consent.schemas import DeviceCreate
-from neurogate.gateway.app import create_app
-from neurogate.gateway.demo import DEMO_PASSWORD, DemoWorld, seed
-from neurogate.gateway.state import Gateway, build_gateway
-from neurogate.settings import Settings
+from neurogate.gateway.demo import DemoWorld
+from neurogate.gateway.state import Gateway
+from tests.portal.conftest import CSRF_TOKEN
 
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 _FIELD_ERROR = re.compile(r'id="field-(\w+)-error"><span class="visually-hidden">[^<]*</span>'
                           r"\s*([^<]+)</p>")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Gateway, DemoWorld]:
-    """The demo clinic over an embedded database."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("console") / "var",
-                        environment="development", password_hash_time_cost=1,
-                        password_hash_memory_kib=1024)
-    gateway = build_gateway(settings)
-    return gateway, seed(gateway)
-
-
-@pytest.fixture(scope="module")
-def signed_in(demo: tuple[Gateway, DemoWorld]) -> Iterator[Callable[[str], TestClient]]:
-    """``signed_in(username)``: a client with a portal session of that account."""
-    gateway, _ = demo
-    clients: list[TestClient] = []
-
-    def make(username: str) -> TestClient:
-        client = TestClient(create_app(gateway=gateway), base_url="http://testserver")
-        client.__enter__()
-        clients.append(client)
-        token = _TOKEN.search(client.get("/portal/login").text)
-        assert token is not None
-        response = client.post("/portal/login", follow_redirects=False, data={
-            "username": username, "password": DEMO_PASSWORD, "csrf_token": token.group(1)})
-        assert response.status_code == 303, response.text
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
 
 
 def _post(client: TestClient, page: str, data: dict[str, str], *, action: str | None = None,
           csrf: bool = True) -> tuple[int, dict[str, str], str]:
     """Post a console form read from ``page``; returns status, field errors and the page."""
-    token = _TOKEN.search(client.get(page).text)
+    token = CSRF_TOKEN.search(client.get(page).text)
     assert token is not None
     body = {**data, **({"csrf_token": token.group(1)} if csrf else {})}
     response = client.post(action or page, data=body)

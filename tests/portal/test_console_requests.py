@@ -5,54 +5,19 @@ the console's app pages show where an app is used."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import delete, select
 
 from neurogate.consent import duties
 from neurogate.consent.access import Principal
 from neurogate.consent.models import Account, Subject, SubjectRequest
-from neurogate.gateway.app import create_app, sweep_overdue_requests
-from neurogate.gateway.demo import DEMO_PASSWORD, DemoWorld, seed
-from neurogate.gateway.state import Gateway, build_gateway
-from neurogate.settings import Settings
-
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Gateway, DemoWorld]:
-    """The demo clinic over an embedded database."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("requests") / "var",
-                        environment="development", password_hash_time_cost=1,
-                        password_hash_memory_kib=1024)
-    gateway = build_gateway(settings)
-    return gateway, seed(gateway)
-
-
-@pytest.fixture(scope="module")
-def signed_in(demo: tuple[Gateway, DemoWorld]) -> Iterator[Callable[[str], TestClient]]:
-    """``signed_in(username)``: a client with a portal session of that account."""
-    gateway, _ = demo
-    clients: list[TestClient] = []
-
-    def make(username: str) -> TestClient:
-        client = TestClient(create_app(gateway=gateway), base_url="http://testserver")
-        client.__enter__()
-        clients.append(client)
-        token = _TOKEN.search(client.get("/portal/login").text)
-        assert token is not None
-        response = client.post("/portal/login", follow_redirects=False, data={
-            "username": username, "password": DEMO_PASSWORD, "csrf_token": token.group(1)})
-        assert response.status_code == 303, response.text
-        return client
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+from neurogate.gateway.app import sweep_overdue_requests
+from neurogate.gateway.demo import DemoWorld
+from neurogate.gateway.state import Gateway
+from tests.portal.conftest import CSRF_TOKEN
 
 
 def _file(gateway: Gateway, world: DemoWorld, username: str, subject: str, kind: str,
@@ -103,7 +68,7 @@ def test_console_lists_deadlines_flags_overdue_and_marks_done(
     assert "Requests past their deadline: 1. Answer them first." in page
     row_html = page[page.index(f"/portal/console/requests/{filed.id}/complete") - 900:]
     assert "delete their data" in row_html and "overdue" in row_html
-    token = _TOKEN.search(page)
+    token = CSRF_TOKEN.search(page)
     assert token is not None
     done = admin.post(f"/portal/console/requests/{filed.id}/complete",
                       data={"csrf_token": token.group(1)})
@@ -144,7 +109,7 @@ def test_my_data_form_files_a_request_and_says_by_when(
         session.exec(delete(SubjectRequest).where(  # type: ignore[call-overload]
             SubjectRequest.subject_id == mia))
     page = guardian.get(f"/portal/my-data?subject={mia}").text
-    token = _TOKEN.search(page)
+    token = CSRF_TOKEN.search(page)
     assert token is not None
     assert guardian.post("/portal/my-data/requests",
                          data={"subject": mia, "kind": "access"}).status_code == 403
