@@ -108,7 +108,14 @@ def test_client_survives_a_gateway_kill_and_reports_exactly_what_the_app_missed(
     assert len(np.unique(index)) == len(index), "no sample arrived twice"
     assert len(index) == stats.pushed_samples - stats.lost_samples
     missing = np.setdiff1d(np.arange(stats.pushed_samples), index)
-    np.testing.assert_array_equal(missing, np.arange(at_kill, at_kill + stats.lost_samples))
+    # What the app missed is exactly what the client counted lost, all of it after the kill.
+    # Mostly one run from the kill on; but the buffer drops its oldest *unsent* frame, so
+    # when it overflows while the first frames after the reconnect are on the wire, a later
+    # frame is the one lost (see DeviceClient: frames sent are never counted lost).
+    assert len(missing) == stats.lost_samples
+    assert missing.min() >= at_kill
+    assert np.isin(np.arange(at_kill, at_kill + int(RATE // 2)), missing).all(), (
+        "the outage itself (the first half second after the kill) is lost")
     source = pusher.source.astype(np.float32).astype(np.float64)
     assert_delivered(np.concatenate(values, axis=1), source[:, index])
 
