@@ -28,6 +28,18 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
+def leakage_recording() -> Path:
+    """The recording ``neurogate bench leakage`` reads (../shared/data/eeg/test_raw.set):
+    skip without it, or fail when services are required."""
+    from neurogate.bench.leakage import default_recording
+
+    path: Path = default_recording()
+    if not path.is_file():
+        skip_or_fail(f"The shared EEG recordings are missing: {path} does not exist. Put the "
+                     "shared data folder beside the repository (../shared/data/eeg).")
+    return path
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A throw-away PostgreSQL database for this test run."""

@@ -3,32 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from neurogate.bench._attack import attack_auc
-from neurogate.bench.leakage import HEADLINE, default_recording, run_leakage, windows
+from neurogate.bench.leakage import HEADLINE, run_leakage, windows
 from neurogate.errors import ValidationError
-
-
-def _recording() -> Path:
-    path = default_recording()
-    if not path.is_file():
-        reason = (f"The shared EEG recordings are missing: {path} does not exist. Put the "
-                  "shared data folder beside the repository (../shared/data/eeg).")
-        if os.environ.get("NEUROGATE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} NEUROGATE_REQUIRE_SERVICES=1 makes this an error.")
-        pytest.skip(reason)
-    return path
+from tests.conftest import leakage_recording
 
 
 @pytest.mark.data
 def test_leakage_slice_writes_every_product_with_auc_and_utility(tmp_path: Path) -> None:
     """On 60 s of test_raw.set, leakage.json has an entry per product, typed."""
-    result = run_leakage(_recording(), tmp_path, repeats=1, tmax=60.0, n_boot=50,
+    result = run_leakage(leakage_recording(), tmp_path, repeats=1, tmax=60.0, n_boot=50,
                          purposes=("clinical_monitoring", "neurofeedback"), say=lambda _: None)
     written = json.loads((tmp_path / "leakage.json").read_text(encoding="utf-8"))
     assert (tmp_path / "leakage.png").read_bytes()[:4] == b"\x89PNG"

@@ -10,32 +10,20 @@ better than its purpose's ``leakage_auc_max``, or that brings a product below it
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from neurogate.bench.leakage import default_recording, run_leakage
+from neurogate.bench.leakage import run_leakage
 from neurogate.consent.purposes import load_catalog
-
-
-def _recording() -> Path:
-    path = default_recording()
-    if not path.is_file():
-        reason = (f"The shared EEG recordings are missing: {path} does not exist. Put the "
-                  "shared data folder beside the repository (../shared/data/eeg).")
-        if os.environ.get("NEUROGATE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{reason} NEUROGATE_REQUIRE_SERVICES=1 makes this an error.")
-        pytest.skip(reason)
-    return path
+from tests.conftest import leakage_recording
 
 
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One small leakage run over the purposes that need no event timing."""
     ids = tuple(p.id for p in load_catalog().all() if not p.budget.needs_event_timing)
-    return run_leakage(_recording(), tmp_path_factory.mktemp("leakage"), repeats=1,
+    return run_leakage(leakage_recording(), tmp_path_factory.mktemp("leakage"), repeats=1,
                        n_boot=200, purposes=ids, say=lambda _: None)
 
 
