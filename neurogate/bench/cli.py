@@ -95,13 +95,15 @@ def profile(
         help="Stream setting: '8ch-250Hz' or '64ch-1kHz'.")] = "64ch-1kHz",
     streams: Annotated[int, typer.Option(min=1, help="Streams to carry.")] = 16,
     seconds: Annotated[float, typer.Option(min=1, help="Seconds to sample.")] = 20.0,
+    recording: Annotated[bool, typer.Option(
+        "--recording", help="Profile a gateway with recording on (docs/recordings.md).")] = False,
 ) -> None:
     """Sample the gateway with py-spy while it carries N streams."""
     from neurogate.bench.profile import run_profile
     from neurogate.errors import NeurogateError
 
     try:
-        run_profile(setting, streams, seconds, out, _say)
+        run_profile(setting, streams, seconds, out, _say, recording=recording)
     except NeurogateError as exc:
         _say(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc

@@ -72,6 +72,9 @@ class BenchConfig:
     max_p99_ms: float = 100.0
     revocation_trials: int = 200
     revocation_background: int = 4
+    # With a setting's name: the background is instead half the streams the gateway
+    # sustained in this run at that setting (the "half-load background").
+    revocation_half_load_of: str | None = None
     revocation_subjects: int = 8
     pipeline_seconds: float = 60.0
     policy_iterations: int = 300
@@ -93,6 +96,7 @@ class BenchConfig:
             "max_p99_ms": self.max_p99_ms,
             "revocation_trials": self.revocation_trials,
             "revocation_background_streams": self.revocation_background,
+            "revocation_half_load_of": self.revocation_half_load_of,
             "revocation_subjects": self.revocation_subjects,
             "pipeline_seconds": self.pipeline_seconds,
             "policy_iterations": self.policy_iterations,
@@ -121,6 +125,7 @@ FULL = BenchConfig(
     measure_s=5.0,
     revocation_trials=200,
     revocation_background=4,
+    revocation_half_load_of=CLINICAL_CAP.name,
     pipeline_seconds=60.0,
     policy_iterations=300,
     setting_steps={CLINICAL_CAP.name: (1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64,

@@ -26,6 +26,7 @@ from neurogate.bench.config import CLINICAL_CAP, CYTON
 from neurogate.bench.run import write_json
 from neurogate.bench.throughput import GatewaySystem
 from neurogate.errors import ValidationError
+from neurogate.gateway.recording_bench import RecordingGateway
 
 Say = Callable[[str], None]
 SETTINGS = {s.name: s for s in (CYTON, CLINICAL_CAP)}
@@ -78,8 +79,9 @@ def summarize_stacks(text: str, top: int = 30) -> dict[str, Any]:
 
 
 def run_profile(setting_name: str, streams: int, seconds: float, out: Path,
-                say: Say = print) -> dict[str, Any]:
-    """Profile the gateway carrying ``streams`` streams of ``setting_name``."""
+                say: Say = print, *, recording: bool = False) -> dict[str, Any]:
+    """Profile the gateway carrying ``streams`` streams of ``setting_name`` (with
+    ``recording``: the benchmark's gateway with recording on, docs/recordings.md)."""
     if setting_name not in SETTINGS:
         msg = (f"Invalid value for the 'setting' parameter. Allowed values are "
                f"{', '.join(repr(k) for k in SETTINGS)}, but got {setting_name!r} instead.")
@@ -87,13 +89,20 @@ def run_profile(setting_name: str, streams: int, seconds: float, out: Path,
     spy = _py_spy()
     setting = SETTINGS[setting_name]
     out.mkdir(parents=True, exist_ok=True)
-    raw = out / f"profile-{setting.name}-{streams}.txt"
+    name = f"profile-{setting.name}-{streams}{'-recording' if recording else ''}"
+    raw = out / f"{name}.txt"
     with tempfile.TemporaryDirectory(prefix="neurogate-profile-") as tmp:
-        create_admin(Path(tmp) / "var")
-        server = start_gateway(Path(tmp) / "var", Path(tmp) / "gateway.log")
+        recorder = RecordingGateway.start(Path(tmp)) if recording else None
+        if recorder is not None:
+            server, clinic = recorder.server, recorder.clinic
+        else:
+            create_admin(Path(tmp) / "var")
+            server = start_gateway(Path(tmp) / "var", Path(tmp) / "gateway.log")
         system = None
         try:
-            system = GatewaySystem(setting, server, open_clinic(server.url))
+            if recorder is None:
+                clinic = open_clinic(server.url)
+            system = GatewaySystem(setting, server, clinic)
             system.grow(streams)
             system.start(time.time() + 0.2)
             time.sleep(3.0)
@@ -108,11 +117,14 @@ def run_profile(setting_name: str, streams: int, seconds: float, out: Path,
         finally:
             if system is not None:
                 system.close()
-            server.stop()
+            if recorder is not None:
+                recorder.stop()
+            else:
+                server.stop()
     summary = {"setting": setting.as_dict(), "streams": streams, "seconds": seconds,
-               "usage": usage, "raw_stacks": raw.name,
+               "recording": recording, "usage": usage, "raw_stacks": raw.name,
                **summarize_stacks(raw.read_text(encoding="utf-8"))}
-    write_json(summary, out / f"profile-{setting.name}-{streams}.json")
+    write_json(summary, out / f"{name}.json")
     say(f"Gateway CPU {usage['server']['cpu_pct']}% of one core; top functions (inclusive):")
     for row in summary["inclusive"][:20]:
         say(f"  {row['pct']:6.2f}%  {row['function']}")

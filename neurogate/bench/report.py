@@ -83,6 +83,8 @@ def other_tables(bench: dict[str, Any]) -> str:
     rev, pol = bench["revocation"], bench["policy"]
     parts = [_table(["revocation", "value"], [
         ["trials (completed)", f"{rev['trials']} ({rev['completed']})"],
+        ["background streams (setting), beside the trials' own devices",
+         f"{rev['background_streams']} ({rev.get('background_setting', '8ch-250Hz')})"],
         ["revoke call → app socket closed, p50 / p95 / p99 / max ms",
          f"{rev['closed_ms']['p50']} / {rev['closed_ms']['p95']} / {rev['closed_ms']['p99']} / "
          f"{rev['closed_ms']['max']}"],

@@ -28,7 +28,7 @@ from neurogate.bench._clients import device_worker, hello
 from neurogate.bench._procs import ServerProcess, Worker
 from neurogate.bench._seed import BenchClinic
 from neurogate.bench._stats import summary
-from neurogate.bench.config import CYTON
+from neurogate.bench.config import CYTON, StreamSetting
 from neurogate.bench.throughput import GatewaySystem
 
 Say = Callable[[str], None]
@@ -117,17 +117,18 @@ def _trial(clinic: BenchClinic, subject: str, base_ws: str, token: str) -> dict[
 
 
 def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, background: int,
-                   say: Say, subjects: int = 8) -> dict[str, Any]:
+                   say: Say, subjects: int = 8,
+                   background_setting: StreamSetting = CYTON) -> dict[str, Any]:
     """``trials`` revocations during streaming; their timing and any late frames.
 
     Trials take turns over ``subjects`` subjects, each with its own streaming device, so
     that no subject's consent history grows unrealistically long (the gateway's decision
     reads the whole history; see ``docs/benchmarks.md``). ``background`` more streams
-    run with their two apps each.
+    run with their two apps each, of ``background_setting``.
     """
     ws = server.url.replace("http://", "ws://")
     streamer = Worker(device_worker, "revocation devices")
-    rest = GatewaySystem(CYTON, server, clinic) if background else None
+    rest = GatewaySystem(background_setting, server, clinic) if background else None
     people = []
     results: list[dict[str, Any]] = []
     try:
@@ -167,6 +168,7 @@ def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, back
                    for r in results if not r["ok"]][:5],
         "subjects": len(people),
         "background_streams": background,
+        "background_setting": background_setting.name,
         "streaming_devices": len(people) + background,
         "closed_ms": summary(closed),
         "ack_ms": summary([r["ack_ms"] for r in done]),

@@ -25,7 +25,7 @@ from neurogate import __version__
 from neurogate.bench._procs import ServerProcess, start_gateway, start_relay
 from neurogate.bench._seed import create_admin, open_clinic
 from neurogate.bench._stats import ratio
-from neurogate.bench.config import BenchConfig
+from neurogate.bench.config import CYTON, BenchConfig, StreamSetting
 from neurogate.bench.policy import run_policy
 from neurogate.bench.processing import run_processing
 from neurogate.bench.revocation import run_revocation
@@ -97,6 +97,19 @@ def _ratios(names: list[str], gateway: dict[str, Any], relay: dict[str, Any],
     return out
 
 
+def revocation_background(config: BenchConfig, gateway: dict[str, Any]
+                          ) -> tuple[int, StreamSetting]:
+    """How many background streams, of which setting, the revocation trials run beside:
+    half what the gateway sustained at ``revocation_half_load_of`` where that was
+    measured, else ``revocation_background`` streams of 8 ch / 250 Hz."""
+    name = config.revocation_half_load_of
+    measured = gateway.get(name or "", {}).get("sustained_streams")
+    setting = next((s for s in config.settings if s.name == name), None)
+    if setting is None or not measured:
+        return config.revocation_background, CYTON
+    return measured // 2, setting
+
+
 def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any]:
     """Run every section of ``config``; write ``out/bench.json`` and ``out/bench.png``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -147,11 +160,13 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
                                                        config, say, servers)
             if lsl_reason is not None:
                 lsl_out = {"available": False, "reason": lsl_reason}
-            say(f"Revocation: {config.revocation_trials} trials during streaming...")
+            background, background_setting = revocation_background(config, gateway)
+            say(f"Revocation: {config.revocation_trials} trials during streaming "
+                f"({background} background streams of {background_setting.name})...")
             wait_idle([server.pid, relay.pid])
             result["revocation"] = run_revocation(
-                server, clinic, config.revocation_trials, config.revocation_background, say,
-                subjects=config.revocation_subjects)
+                server, clinic, config.revocation_trials, background, say,
+                subjects=config.revocation_subjects, background_setting=background_setting)
             gateway["process"]["pid_rss_end_mib"] = round(process.memory_info().rss / 2**20, 1)
             clinic.http.close()
         finally:

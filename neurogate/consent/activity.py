@@ -137,28 +137,60 @@ def _check_count(name: str, value: float) -> None:
         raise ValidationError(msg, field=name)
 
 
+@dataclass(frozen=True)
+class DeliveryCount:
+    """What one subscription delivered since it was last counted, for one UTC day."""
+
+    subject_id: str
+    app_id: str
+    purpose_id: str
+    day: date
+    messages: int
+    dropped: int = 0
+    seconds: float = 0.0
+
+
 def record_delivery(*, session: Session, subject_id: str, app_id: str, purpose_id: str,
                     day: date, messages: int, dropped: int = 0, seconds: float = 0.0) -> None:
-    """Add what one subscription delivered since it was last counted to the day's row.
+    """Add what one subscription delivered since it was last counted to the day's row."""
+    record_deliveries(session, [DeliveryCount(subject_id, app_id, purpose_id, day, messages,
+                                              dropped, seconds)])
 
-    Safe when several gateway nodes count at once: the row is created or incremented in
-    one statement (``INSERT ... ON CONFLICT DO UPDATE``). Counts that arrive for a subject
-    already erased are dropped: erasure leaves no activity behind.
+
+def record_deliveries(session: Session, counts: Iterable[DeliveryCount]) -> None:
+    """Add each count to its (subject, app, purpose, day) row, in one statement.
+
+    Safe when several gateway nodes count at once: rows are created or incremented by
+    ``INSERT ... ON CONFLICT DO UPDATE``. Counts that arrive for a subject already erased
+    are dropped: erasure leaves no activity behind. One statement for every count of a
+    flush, because a statement per subscription cost more than the counting saves.
     """
-    _check_count("messages", messages)
-    _check_count("dropped", dropped)
-    _check_count("seconds", seconds)
-    if not (messages or dropped or seconds):
+    totals: dict[tuple[str, str, str, date], list[float]] = {}
+    for count in counts:
+        _check_count("messages", count.messages)
+        _check_count("dropped", count.dropped)
+        _check_count("seconds", count.seconds)
+        if not (count.messages or count.dropped or count.seconds):
+            continue
+        key = (count.subject_id, count.app_id, count.purpose_id, count.day)
+        total = totals.setdefault(key, [0, 0, 0.0])  # one row per key in one statement
+        total[0] += count.messages
+        total[1] += count.dropped
+        total[2] += count.seconds
+    if not totals:
         return
-    subject = session.get(Subject, subject_id)
-    if subject is None or subject.erased_at is not None:
+    subject_ids = {key[0] for key in totals}
+    present = set(session.exec(select(Subject.id).where(
+        col(Subject.id).in_(subject_ids), col(Subject.erased_at).is_(None))).all())
+    values = [{"subject_id": s, "app_id": a, "purpose_id": p, "day": d,
+               "messages": int(t[0]), "dropped": int(t[1]), "seconds": t[2]}
+              for (s, a, p, d), t in totals.items() if s in present]
+    if not values:
         return
-    values = {"subject_id": subject_id, "app_id": app_id, "purpose_id": purpose_id,
-              "day": day, "messages": messages, "dropped": dropped, "seconds": seconds}
     table = Delivery.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(**values)
+    statement = insert(table).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=["subject_id", "app_id", "purpose_id", "day"],
         set_={
@@ -272,6 +304,8 @@ __all__ = [
     "RefusedRequest",
     "StreamSession",
     "activity_for",
+    "DeliveryCount",
+    "record_deliveries",
     "record_delivery",
     "subject_entries",
 ]

@@ -5,7 +5,7 @@ its rounds (``poke`` starts a background ``tick`` and returns at once, so a slow
 never delays the lease): a subscription that ended since the last round is counted then,
 live ones at most every `FLUSH_SECONDS`, and whatever is left when the watcher stops
 (``close``). Only counts are written (messages delivered and dropped, seconds live), added
-to the subject's row for the app, purpose and UTC day (`record_delivery`).
+to the subject's row for the app, purpose and UTC day (`record_deliveries`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from fastapi.concurrency import run_in_threadpool
 
-from neurogate.consent.activity import record_delivery
+from neurogate.consent.activity import DeliveryCount, record_deliveries
 from neurogate.errors import NeurogateError
 from neurogate.gateway.state import Gateway
 from neurogate.gateway.streams import Subscription
@@ -95,11 +95,9 @@ class DeliveryCounter:
         if written:
             day = datetime.now(UTC).date()
             with gateway.transaction() as session:
-                for delta in written:
-                    record_delivery(session=session, subject_id=delta.subject_id,
-                                    app_id=delta.app_id, purpose_id=delta.purpose_id, day=day,
-                                    messages=delta.messages, dropped=delta.dropped,
-                                    seconds=delta.seconds)
+                record_deliveries(session, [
+                    DeliveryCount(d.subject_id, d.app_id, d.purpose_id, day, d.messages,
+                                  d.dropped, d.seconds) for d in written])
         # Only once the transaction has committed do these counts count as stored.
         now = self._clock()
         for sub_id, delta, ended in pending:

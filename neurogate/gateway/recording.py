@@ -8,7 +8,9 @@ or a store outage ends it: the hub calls ``end`` and the recording is closed. Wh
 receives goes to the ``RecordingWriter`` thread, never written on the event loop.
 
 ``keep`` watches the hub's live streams (a cheap look every ``POLL_SECONDS``): a subject
-with exactly one live stream gets its recorders; when the stream ends, or a second
+with exactly one live stream gets its recorders (its consents are read when the stream
+opens, when the hub has seen a consent change of the subject since, and at the latest
+every ``RESCAN_SECONDS``); when the stream ends, or a second
 stream of the same subject opens (the hub does not say which stream a message came
 from), its recorders end. It also runs the retention sweeper.
 """
@@ -43,7 +45,9 @@ from neurogate.recordings import (
 
 log = logging.getLogger("neurogate.recording")
 POLL_SECONDS = 0.2  # how often the hub's live streams are looked at
-RESCAN_SECONDS = 2.0  # how often a live stream's consents are read again
+# How often a live stream's consents are read again with no change of the subject seen
+# (a change of an app or a device, e.g. an app reinstated, is not a subject change).
+RESCAN_SECONDS = 30.0
 
 
 @dataclass
@@ -131,7 +135,8 @@ class Recorders:
             segment_seconds=gateway.settings.recording_segment_seconds,
             on_failed=self._failed, reload_keyring=lambda: keyring_of(gateway))
         self.active: dict[str, RecorderSubscription] = {}  # by consent id
-        self._scanned: dict[str, float] = {}  # stream id -> monotonic time of last scan
+        # stream id -> (monotonic time of its last scan, the subject's change mark then)
+        self._scanned: dict[str, tuple[float, int]] = {}
         self._done: set[tuple[str, str]] = set()  # (stream, consent) recorded and ended
         self.rules = load_rules()
 
@@ -222,9 +227,13 @@ class Recorders:
         now = time.monotonic()
         for subject_id, streams in by_subject.items():
             stream = streams[0]
-            if len(streams) != 1 or now - self._scanned.get(stream.id, -1e9) < RESCAN_SECONDS:
+            if len(streams) != 1:
                 continue
-            self._scanned[stream.id] = now
+            mark = hub.changes.get(("subject", subject_id), 0)
+            scanned_at, scanned_mark = self._scanned.get(stream.id, (-1e9, -1))
+            if mark == scanned_mark and now - scanned_at < RESCAN_SECONDS:
+                continue
+            self._scanned[stream.id] = (now, mark)
             skip = {c for c, s in self.active.items() if s.subject_id == subject_id}
             skip |= {c for s, c in self._done if s == stream.id}
             try:

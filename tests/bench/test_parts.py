@@ -111,3 +111,18 @@ def test_summarize_stacks_shares_samples_by_self_and_inclusive_time() -> None:
     assert self_pct["scipy/signal/s.py:sosfilt"] == 75.0
     assert inclusive["lib/x.py:work"] == 100.0
     assert CLINICAL_CAP.chunk == 20
+
+
+def test_full_run_revokes_beside_half_the_gateways_own_64_channel_maximum() -> None:
+    """The full run's revocation background is half what the gateway sustained at 64 ch /
+    1 kHz in the same run; without that figure (quick runs, a failed step) it falls back
+    to the configured count of 8-channel streams."""
+    from neurogate.bench.run import revocation_background
+
+    assert FULL.revocation_half_load_of == CLINICAL_CAP.name
+    measured = {CLINICAL_CAP.name: {"sustained_streams": 56}, CYTON.name: {"sustained_streams": 80}}
+    assert revocation_background(FULL, measured) == (28, CLINICAL_CAP)
+    assert revocation_background(FULL, {}) == (FULL.revocation_background, CYTON)
+    assert revocation_background(FULL, {CLINICAL_CAP.name: {"sustained_streams": 0}}) == (
+        FULL.revocation_background, CYTON)
+    assert revocation_background(QUICK, measured) == (QUICK.revocation_background, CYTON)

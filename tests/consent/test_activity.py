@@ -134,3 +134,41 @@ def test_record_delivery_adds_up_on_every_store(db_url: str, tmp_path: Path) -> 
                                 subject_id=world.subjects["alex"], days=1, today=TODAY)
     assert [(c.messages, c.dropped, c.seconds) for c in activity.counts] == [(7, 2, 3.0)]
     gateway.engine.dispose()
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_one_flush_adds_every_count_in_one_statement_and_drops_the_erased(
+        store: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A flush of many subscriptions, two of them for the same app, purpose and day, adds
+    up in one row; a count for an erased subject leaves nothing; PostgreSQL and SQLite
+    agree (a second flush increments the same rows)."""
+    from neurogate.consent.activity import DeliveryCount, record_deliveries
+    from neurogate.consent.models import Delivery
+
+    DAY = date(2020, 1, 1)  # a day the demo's own activity does not touch
+    url = request.getfixturevalue("postgres_database") if store == "postgres" else None
+    gateway = build_gateway(Settings(data_dir=tmp_path / "data", environment="test",
+                                     database_url=url, password_hash_time_cost=1,
+                                     password_hash_memory_kib=1024))
+    world = seed(gateway)
+    mia, leo, focus = world.subjects["mia"], world.subjects["alex"], world.apps["focus"]
+    with gateway.transaction() as session:
+        erased = session.get(Subject, leo)
+        assert erased is not None
+        erased.erased_at = erased.created_at
+        session.add(erased)
+    counts = [DeliveryCount(mia, focus, "neurofeedback", DAY, 5, 1, 2.0),
+              DeliveryCount(mia, focus, "neurofeedback", DAY, 7, 0, 3.0),
+              DeliveryCount(mia, focus, "neurofeedback", DAY - timedelta(days=1), 2),
+              DeliveryCount(mia, focus, "neurofeedback", DAY, 0, 0, 0.0),
+              DeliveryCount(leo, focus, "neurofeedback", DAY, 9)]
+    for _ in range(2):
+        with gateway.transaction() as session:
+            record_deliveries(session, counts)
+    with gateway.transaction() as session:
+        rows = {(r.subject_id, r.day): (r.messages, r.dropped, r.seconds)
+                for r in session.exec(select(Delivery)).all() if r.day <= DAY}
+    assert rows == {(mia, DAY): (24, 2, 10.0), (mia, DAY - timedelta(days=1)): (4, 0, 0.0)}
+    with pytest.raises(ValidationError) as caught, gateway.transaction() as session:
+        record_deliveries(session, [DeliveryCount(mia, focus, "neurofeedback", DAY, -1)])
+    assert caught.value.field == "messages"
