@@ -21,9 +21,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from neurogate_client.wire import KIND_RAW, decode_header, decode_samples
+from neurogate_client.wire import HEADER_SIZE, KIND_RAW, decode_header
 
 from neurogate.consent.models import Recording, utcnow
 from neurogate.errors import NeurogateError
@@ -48,8 +49,9 @@ class _Open:
     subject_id: str
     channel_names: tuple[str, ...]
     rates: dict[str, float]  # sample products: the delivered rate
-    buffers: dict[str, list[tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]]] = (
-        field(default_factory=dict))
+    # Per product: decoded (t, data, labels, columns) of JSON messages, or the binary
+    # frames themselves (decoded together when their segment is cut).
+    buffers: dict[str, list[Any]] = field(default_factory=dict)
     first_t: dict[str, float] = field(default_factory=dict)
     index: dict[str, int] = field(default_factory=dict)
     segments: int = 0
@@ -142,6 +144,9 @@ class RecordingWriter:
         current = self._open.get(recording_id)
         if current is None or current.failed:
             return
+        if isinstance(item, bytes):
+            self._take_frame(recording_id, current, item)
+            return
         decoded = self._decode(current, item)  # type: ignore[arg-type]
         if decoded is None:
             return
@@ -153,18 +158,36 @@ class RecordingWriter:
         if float(t[-1]) - current.first_t[product] >= self.segment_seconds:
             self._flush(recording_id, current, product)
 
+    def _take_frame(self, recording_id: str, current: _Open, frame: bytes) -> None:
+        """Keep a binary sample frame as it is; only its header is read now."""
+        header = decode_header(frame)
+        if header.n_channels != len(current.channel_names):
+            return  # another stream of the subject: not this recording's
+        product = "raw" if header.kind == KIND_RAW else "filtered"
+        buffer = current.buffers.setdefault(product, [])
+        if not buffer:
+            current.first_t[product] = header.timestamp
+        buffer.append(frame)
+        last = header.timestamp + (header.n_samples - 1) / current.rates[product]
+        if last - current.first_t[product] >= self.segment_seconds:
+            self._flush(recording_id, current, product)
+
     @staticmethod
-    def _decode(current: _Open, message: str | bytes
+    def _frames_segment(current: _Open, product: str, frames: list[bytes]) -> SegmentData:
+        """One segment of consecutive binary frames, decoded in one go."""
+        headers = [decode_header(frame) for frame in frames]
+        counts = np.array([h.n_samples for h in headers])
+        starts = np.array([h.timestamp for h in headers])
+        payload = b"".join(memoryview(frame)[HEADER_SIZE:] for frame in frames)
+        n_channels = len(current.channel_names)
+        data = np.frombuffer(payload, dtype="<f4").reshape(-1, n_channels).T
+        within = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        t = np.repeat(starts, counts) + within / current.rates[product]
+        return SegmentData(product, t, np.ascontiguousarray(data), current.channel_names, ())
+
+    @staticmethod
+    def _decode(current: _Open, message: str
                 ) -> tuple[str, np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]] | None:
-        if isinstance(message, bytes):
-            header = decode_header(message)
-            product = "raw" if header.kind == KIND_RAW else "filtered"
-            samples = decode_samples(message, header)
-            if samples.shape[0] != len(current.channel_names):
-                return None  # another stream of the subject: not this recording's
-            rate = current.rates[product]
-            t = header.timestamp + np.arange(header.n_samples) / rate
-            return product, t, np.array(samples), current.channel_names, ()
         body = json.loads(message)
         if body.get("type") != "data":
             return None
@@ -181,10 +204,13 @@ class RecordingWriter:
         buffer = current.buffers.pop(product, [])
         if not buffer:
             return
-        axis = 1 if product in SAMPLE_PRODUCTS else 0
-        segment = SegmentData(product, np.concatenate([b[0] for b in buffer]),
-                              np.concatenate([b[1] for b in buffer], axis=axis),
-                              buffer[0][2], buffer[0][3])
+        if isinstance(buffer[0], bytes):
+            segment = self._frames_segment(current, product, buffer)
+        else:
+            axis = 1 if product in SAMPLE_PRODUCTS else 0
+            segment = SegmentData(product, np.concatenate([b[0] for b in buffer]),
+                                  np.concatenate([b[1] for b in buffer], axis=axis),
+                                  buffer[0][2], buffer[0][3])
         index = current.index.get(product, 0)
         try:
             try:
