@@ -1,5 +1,5 @@
-"""Recording fixtures: an in-process gateway over SQLite with a key file outside its data
-directory, and rows for subjects, apps, consents and recordings."""
+"""Recording fixtures: an in-process gateway over SQLite or PostgreSQL with a key file
+outside its data directory, and rows for subjects, apps, consents and recordings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
+from neurogate.consent.db import get_engine
 from neurogate.consent.models import Account, App, Consent, Recording, Subject, new_id
 from neurogate.gateway.state import Gateway, build_gateway
 from neurogate.recordings import Keyring, SegmentData, SegmentStore, load_keyring
@@ -20,10 +22,17 @@ RATE = 250.0
 CHANNELS = ("C3", "C4", "Cz")
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    """A gateway over a migrated SQLite database, its KEK file in a separate folder."""
-    settings = Settings(data_dir=tmp_path / "data", environment="test",
+@pytest.fixture(params=["sqlite", "postgres"])
+def gateway(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Gateway]:
+    """A gateway over a migrated database, SQLite (the embedded default) or PostgreSQL
+    (a cluster's store; its schema emptied first), its KEK file in a separate folder."""
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_database")
+        with get_engine(url).begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+    settings = Settings(data_dir=tmp_path / "data", environment="test", database_url=url,
                         recording_kek_file=tmp_path / "secrets" / "kek", **FAST_HASHING)
     gateway = build_gateway(settings)
     yield gateway

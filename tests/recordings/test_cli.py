@@ -24,6 +24,8 @@ def cli_env(gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRu
     monkeypatch.setenv("NEUROGATE_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("NEUROGATE_RECORDING_KEK_FILE", str(settings.recording_kek_file))
     monkeypatch.setenv("NEUROGATE_ENVIRONMENT", "test")
+    if settings.database_url:
+        monkeypatch.setenv("NEUROGATE_DATABASE_URL", settings.database_url)
     get_settings.cache_clear()
     yield CliRunner()
     get_settings.cache_clear()

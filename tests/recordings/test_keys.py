@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from neurogate.consent import rights
 from neurogate.consent.access import Principal
@@ -27,6 +29,7 @@ from neurogate.recordings import (
     write_segment,
 )
 from neurogate.settings import Settings
+from tests.conftest import skip_or_fail
 from tests.gateway.conftest import FAST_HASHING
 from tests.recordings.conftest import add_recording, add_subject, samples
 
@@ -55,12 +58,45 @@ def _copy(gateway: Gateway, target: Path) -> Path:
     """A copy of the database and segment files, as a backup would take it."""
     data = gateway.settings.data_dir
     target.mkdir()
-    with sqlite3.connect(data / "neurogate.db") as source, \
-            sqlite3.connect(target / "neurogate.db") as copy:
-        source.backup(copy)
+    url = gateway.settings.database_url
+    if url:  # PostgreSQL: pg_dump into a database of the copy's own
+        copy_url = _copy_postgres(url, f"{sa.engine.make_url(url).database}_copy")
+        (target / "database_url").write_text(copy_url, encoding="utf-8")
+    else:
+        with sqlite3.connect(data / "neurogate.db") as source, \
+                sqlite3.connect(target / "neurogate.db") as copy:
+            source.backup(copy)
     shutil.copytree(data / "recordings", target / "recordings")
     shutil.copytree(data / "keys", target / "keys")
     return target
+
+
+def _copy_postgres(url: str, name: str) -> str:
+    """A copy of the database at ``url`` named ``name`` (``pg_dump`` into ``psql``)."""
+    if not (shutil.which("pg_dump") and shutil.which("psql")):
+        skip_or_fail("Copying a PostgreSQL database needs pg_dump and psql "
+                     "(Debian: apt-get install postgresql-client)")
+    source = sa.engine.make_url(url)
+    admin = sa.create_engine(source.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    where = ["-h", source.host or "127.0.0.1", "-p", str(source.port or 5432),
+             "-U", source.username or "postgres"]
+    dump = subprocess.run(["pg_dump", *where, "--no-owner", source.database or ""],
+                          check=True, capture_output=True)
+    subprocess.run(["psql", *where, "-q", "-v", "ON_ERROR_STOP=1", "-d", name],
+                   input=dump.stdout, check=True, capture_output=True)
+    return source.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres(url: str) -> None:
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def test_erasure_shreds_even_a_copy_taken_before(gateway: Gateway, store: SegmentStore,
@@ -83,9 +119,11 @@ def test_erasure_shreds_even_a_copy_taken_before(gateway: Gateway, store: Segmen
     assert outcome.receipt["leaf"]["action"] == "subject.erase"
     assert subject_id not in str(outcome.receipt["leaf"])
     # The copy still holds the rows and the ciphertexts, and the KEK is unchanged.
-    restored = build_gateway(Settings(data_dir=backup, environment="test",
-                                      recording_kek_file=gateway.settings.recording_kek_file,
-                                      **FAST_HASHING))
+    copied_url = backup / "database_url"
+    restored = build_gateway(Settings(
+        data_dir=backup, environment="test",
+        database_url=copied_url.read_text(encoding="utf-8") if copied_url.exists() else None,
+        recording_kek_file=gateway.settings.recording_kek_file, **FAST_HASHING))
     copy_store = SegmentStore(backup / "recordings")
     with restored.transaction() as session:
         rows = segments_of(session, erased)
@@ -97,6 +135,8 @@ def test_erasure_shreds_even_a_copy_taken_before(gateway: Gateway, store: Segmen
     assert len(others) == 3
     np.testing.assert_allclose(others[0], samples(0, 250, 2).data, rtol=1e-6)
     restored.engine.dispose()
+    if copied_url.exists():
+        _drop_postgres(copied_url.read_text(encoding="utf-8"))
 
 
 def test_rotation_rewraps_every_data_key_and_the_old_kek_goes(
