@@ -7,12 +7,12 @@ machinery. So a pause stops recording at once, and a revocation, an expiry, an e
 or a store outage ends it: the hub calls ``end`` and the recording is closed. What it
 receives goes to the ``RecordingWriter`` thread, never written on the event loop.
 
-``keep`` watches the hub's live streams (a cheap look every ``POLL_SECONDS``): a subject
-with exactly one live stream gets its recorders (its consents are read when the stream
-opens, when the hub has seen a consent change of the subject since, and at the latest
-every ``RESCAN_SECONDS``); when the stream ends, or a second
-stream of the same subject opens (the hub does not say which stream a message came
-from), its recorders end. It also runs the retention sweeper.
+``keep`` watches the hub's live streams (a cheap look every ``POLL_SECONDS``): each live
+stream gets a recorder per recorded consent of its subject (the consents are read when
+the stream opens, when the hub has seen a consent change of the subject since, and at
+the latest every ``RESCAN_SECONDS``), which takes that stream's frames only, so two
+devices of one subject streaming at once make two recordings. When the stream ends, its
+recorders end. It also runs the retention sweeper.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Recorders:
             gateway, store=segment_store(gateway), keyring=keyring,
             segment_seconds=gateway.settings.recording_segment_seconds,
             on_failed=self._failed, reload_keyring=lambda: keyring_of(gateway))
-        self.active: dict[str, RecorderSubscription] = {}  # by consent id
+        self.active: dict[tuple[str, str], RecorderSubscription] = {}  # (stream, consent)
         # stream id -> (monotonic time of its last scan, the subject's change mark then)
         self._scanned: dict[str, tuple[float, int]] = {}
         self._done: set[tuple[str, str]] = set()  # (stream, consent) recorded and ended
@@ -198,10 +198,10 @@ class Recorders:
             id=f"recorder-{plan.recording_id}", app_id=plan.app_id,
             subject_id=stream.subject_id, pseudonym="recorder", purpose_id=plan.purpose_id,
             binary=True, grant=plan.grant, writer=self.writer, recording_id=plan.recording_id,
-            stream_id=stream.id, consent_id=plan.consent_id)
+            stream_id=stream.id, consent_id=plan.consent_id, stream_only=stream.id)
         self.writer.open(plan.recording_id, subject_id=stream.subject_id,
                          channel_names=tuple(stream.hello.channel_names), rates=rates)
-        self.active[plan.consent_id] = sub
+        self.active[(stream.id, plan.consent_id)] = sub
         generation = self.gateway.hub.subscribe(sub, plan.mark)
         if generation is not None:
             egress.spawn_reevaluation(self.gateway, sub, generation)
@@ -210,31 +210,25 @@ class Recorders:
         sub.finish(reason)
         self._done.add((sub.stream_id, sub.consent_id))  # not again for this stream
         self.gateway.hub.unsubscribe(sub)
-        self.active.pop(sub.consent_id, None)
+        self.active.pop((sub.stream_id, sub.consent_id), None)
 
     async def tick(self) -> None:
         """Start and end recorders to match the hub's live streams."""
         hub = self.gateway.hub
-        by_subject: dict[str, list[LiveStream]] = {}
-        for stream in list(hub.streams.values()):
-            by_subject.setdefault(stream.subject_id, []).append(stream)
+        live = {stream.id: stream for stream in list(hub.streams.values())}
         for sub in list(self.active.values()):
-            live = by_subject.get(sub.subject_id, [])
             if sub.finished or sub.closing is not None:
                 self._detach(sub, "ended")
-            elif len(live) != 1 or live[0].id != sub.stream_id:
-                self._detach(sub, "concurrent_streams" if len(live) > 1 else "stream_ended")
+            elif sub.stream_id not in live:
+                self._detach(sub, "stream_ended")
         now = time.monotonic()
-        for subject_id, streams in by_subject.items():
-            stream = streams[0]
-            if len(streams) != 1:
-                continue
-            mark = hub.changes.get(("subject", subject_id), 0)
+        for stream in live.values():
+            mark = hub.changes.get(("subject", stream.subject_id), 0)
             scanned_at, scanned_mark = self._scanned.get(stream.id, (-1e9, -1))
             if mark == scanned_mark and now - scanned_at < RESCAN_SECONDS:
                 continue
             self._scanned[stream.id] = (now, mark)
-            skip = {c for c, s in self.active.items() if s.subject_id == subject_id}
+            skip = {c for s, c in self.active if s == stream.id}
             skip |= {c for s, c in self._done if s == stream.id}
             try:
                 plans = await run_in_threadpool(self._plan, stream, skip)
@@ -245,14 +239,13 @@ class Recorders:
                 if hub.streams.get(stream.device_id) is stream:
                     self._attach(stream, plan)
                 else:
-                    self.writer.open(plan.recording_id, subject_id=subject_id,
+                    self.writer.open(plan.recording_id, subject_id=stream.subject_id,
                                      channel_names=(), rates={})
                     self.writer.finish(plan.recording_id, "stream_ended")
-        live_ids = {s.id for streams in by_subject.values() for s in streams}
         for stream_id in list(self._scanned):
-            if stream_id not in live_ids:
+            if stream_id not in live:
                 del self._scanned[stream_id]
-        self._done = {(s, c) for s, c in self._done if s in live_ids}
+        self._done = {(s, c) for s, c in self._done if s in live}
 
     def close(self) -> None:
         for sub in list(self.active.values()):

@@ -162,7 +162,7 @@ class RecordingWriter:
         """Keep a binary sample frame as it is; only its header is read now."""
         header = decode_header(frame)
         if header.n_channels != len(current.channel_names):
-            return  # another stream of the subject: not this recording's
+            return  # not the layout this recording was opened with: not its stream
         product = "raw" if header.kind == KIND_RAW else "filtered"
         buffer = current.buffers.setdefault(product, [])
         if not buffer:

@@ -113,6 +113,9 @@ class Subscription:
     queued_at: collections.deque[float] = field(
         default_factory=lambda: collections.deque(maxlen=QUEUE_LIMIT))
     taken_at: float = 0.0  # when the message `take` returned last was queued
+    # Set: only frames of the stream with this id (a recorder records one stream; an app
+    # takes every stream of its subject).
+    stream_only: str | None = None
 
     def enqueue(self, message: str | bytes) -> None:
         """Queue a message for the app (dropping the oldest when the queue is full)."""
@@ -423,7 +426,7 @@ class StreamHub:
         groups: dict[tuple[str, Resolution], list[Subscription]] = {}
         targets = stream.targets
         subs = [sub for sub in self.by_subject.get(stream.subject_id, ())
-                if self.may_deliver(sub)]
+                if self.may_deliver(sub) and sub.stream_only in (None, stream.id)]
         for sub in subs:
             cached = targets.get(sub.id)
             if cached is None or cached[0] is not sub.grant:

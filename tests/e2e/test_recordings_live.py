@@ -174,3 +174,56 @@ def test_streams_are_recorded_encrypted_and_exported_as_sent(
     assert body["recordings_deleted"] == 1 and body["data_key_destroyed"] is True
     assert body["receipt"]["leaf"]["action"] == "subject.erase"
     assert not (store.root / child_recording).exists()
+
+
+def test_two_devices_of_one_subject_streaming_at_once_make_two_recordings(
+        tmp_path: Path) -> None:
+    """Two devices of one subject stream at the same time: each stream gets its own
+    recording of the clinical consent, holding that device's samples and no other's."""
+    kek = tmp_path / "secrets" / "kek"
+    with live_clinic(tmp_path / "data", NEUROGATE_RECORDING_KEK_FILE=str(kek),
+                     NEUROGATE_RECORDING_SEGMENT_SECONDS="0.5") as clinic:
+        first = _device(clinic, "adult1", "clin1", "SN-TWO-A")
+        second = _device(clinic, "adult1", "clin1", "SN-TWO-B")
+        with first, second:
+            assert first.wait_connected(10) and second.wait_connected(10)
+            pushers = [RealtimePusher(first).start()]
+            time.sleep(0.3)  # the second starts later: its timestamps differ from the first's
+            pushers.append(RealtimePusher(second).start())
+            assert wait_until(lambda: len(_recordings(clinic, "adult1", "adult1")) == 2, 10)
+            time.sleep(1.5)
+            for pusher in pushers:
+                pusher.stop()
+        assert wait_until(lambda: all(r["stopped_at"] for r in
+                                      _recordings(clinic, "adult1", "adult1")), 15)
+        listed = _recordings(clinic, "adult1", "adult1")
+        assert {r["purpose"] for r in listed} == {"clinical_monitoring"}
+        assert {r["stop_reason"] for r in listed} == {"stream_ended"}
+        view = build_gateway(Settings(data_dir=clinic.data_dir, environment="test",
+                                      **FAST_HASHING), migrate=False)
+        keyring = load_keyring(kek_file=kek, kek=None, data_dir=clinic.data_dir)
+        assert keyring is not None
+        store = SegmentStore(clinic.data_dir / "recordings")
+        with view.transaction() as session:
+            recordings = {r.id: r for r in session.exec(select(Recording)).all()}
+            devices = {r.device_id for r in recordings.values()}
+            assert len(recordings) == 2 and len(devices) == 2
+            matched: dict[str, set[int]] = {}
+            for row in session.exec(select(RecordingSegment)).all():
+                if row.product != "raw":
+                    continue
+                segment = read_segment(session=session, store=store, keyring=keyring, row=row)
+                for which, pusher in enumerate(pushers):
+                    k = np.rint((segment.t - pusher.t0) * RATE).astype(int)
+                    if (k >= 0).all() and (k < pusher.pushed).all() and np.allclose(
+                            segment.data, pusher.source[:, k], rtol=1e-6, atol=1e-12):
+                        matched.setdefault(row.recording_id, set()).add(which)
+                        break
+                else:
+                    msg = f"segment {row.index} of {row.recording_id}: neither device's samples"
+                    raise AssertionError(msg)
+        view.engine.dispose()
+    # Each recording holds one device's samples, and the two recordings hold different ones.
+    assert sorted(matched) == sorted(recordings)
+    assert all(len(v) == 1 for v in matched.values())
+    assert {next(iter(v)) for v in matched.values()} == {0, 1}
