@@ -254,6 +254,15 @@ class StreamPipeline:
         self._raw_ring = _Ring(n, self._n_window, np.float32)  # raw came as float32
         self._filt_ring = _Ring(n, self._n_window)
         self._until_emit = self._n_window
+        self._reset_segments()
+
+    def _reset_segments(self) -> None:
+        # Band power of each Welch segment of the filtered signal, by the index of the
+        # segment's first sample in the stream: consecutive windows share all but their
+        # last segments (2 s windows, 1 s segments, 0.5 s hop: 2 of 3), and each is
+        # computed once.
+        self._written = 0  # filtered samples written to the ring since the start
+        self._segment_power: dict[int, NDArray[np.float64]] = {}
 
     @property
     def _welch(self) -> WelchEstimator:
@@ -271,6 +280,7 @@ class StreamPipeline:
         self._raw_ring = _Ring(len(self.labels), self._n_window, np.float32)
         self._filt_ring = _Ring(len(self.labels), self._n_window)
         self._until_emit = self._n_window
+        self._reset_segments()
 
     def push(
         self, chunk: NDArray[np.generic], t0: float, products: Collection[str] | None = None
@@ -326,6 +336,7 @@ class StreamPipeline:
             take = min(n_times - start, self._until_emit)
             self._raw_ring.write(raw[:, start : start + take])
             self._filt_ring.write(filtered[:, start : start + take])
+            self._written += take
             start += take
             self._until_emit -= take
             if self._until_emit == 0:
@@ -341,7 +352,7 @@ class StreamPipeline:
             if "signal_quality" in products:
                 self._emit_quality(frames, t)
             return
-        power = self._welch.band_power(self._welch.psd(self._filt_ring.window()), self._masks)
+        power = self._window_band_power()
         frames["band_power"].append(
             Frame("band_power", t, read_only(power), labels, self.bands, res["band_power"])
         )
@@ -350,6 +361,23 @@ class StreamPipeline:
             frames[name].append(Frame(name, t, value, ("global",), (), res[name]))
         if products is None or "signal_quality" in products:
             self._emit_quality(frames, t)
+
+    def _window_band_power(self) -> NDArray[np.float64]:
+        """Band power of the current window: the mean of its segments' band powers."""
+        welch = self._welch
+        first = self._written - self._n_window
+        starts = [first + k * welch.step for k in range(welch.n_segments)]
+        known = self._segment_power
+        missing = sum(1 for start in starts if start not in known)
+        if missing and any(start in known for start in starts[-missing:]):
+            missing = len(starts)  # not a run of new segments at the end: do them all
+        if missing:
+            computed = welch.segment_band_power(self._filt_ring.window(), missing, self._masks)
+            for start, power in zip(starts[-missing:], computed, strict=True):
+                known[start] = power
+        for start in [s for s in known if s < first]:
+            del known[start]
+        return np.mean([known[start] for start in starts], axis=0)
 
     def _emit_quality(self, frames: dict[str, list[Frame]], t: float) -> None:
         res, labels = self.resolutions, self.labels

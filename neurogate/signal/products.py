@@ -260,9 +260,10 @@ class WelchEstimator:
             scale[-1] /= 2.0
         self._scale = scale
         self.df = self.sfreq / self.n_per_seg
-        self._buffers: (
-            tuple[NDArray[np.float64], NDArray[np.complex128], NDArray[np.float64]] | None
-        ) = None
+        self._buffers: dict[
+            tuple[int, int],
+            tuple[NDArray[np.float64], NDArray[np.complex128], NDArray[np.float64]],
+        ] = {}
 
     def psd(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return the PSD of each row of ``x``.
@@ -277,9 +278,32 @@ class WelchEstimator:
         psd : ndarray, shape (n_channels, n_freqs)
             Power spectral density in V**2/Hz at `freqs`.
         """
+        return self._periodograms(x, self.n_segments).mean(axis=1) * self._scale
+
+    def segment_band_power(self, x: NDArray[np.float64], last: int,
+                           masks: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """Band power of each of the window's ``last`` segments on its own.
+
+        The window's band power is the mean of its segments' (band power is linear in
+        the PSD), so a stream whose windows overlap by whole segments computes each
+        segment once and averages (``StreamPipeline``).
+
+        Returns
+        -------
+        power : ndarray, shape (last, n_channels, n_bands)
+            In V**2, oldest segment first.
+        """
+        periodograms = self._periodograms(x, last)
+        power = periodograms * self._scale @ masks.T.astype(np.float64) * self.df
+        return np.ascontiguousarray(power.transpose(1, 0, 2))
+
+    def _periodograms(self, x: NDArray[np.float64], count: int) -> NDArray[np.float64]:
+        """|FFT|**2 of the tapered, demeaned segments of ``x``, shape (n_channels, count,
+        n_freqs), unscaled; computes only the last ``count`` segments (a view of the
+        workspace: use before the next call)."""
         segs = sliding_window_view(x, self.n_per_seg, axis=-1)[:, :: self.step]
-        segs = segs[:, : self.n_segments]
-        work, spec, power = self._workspace(x.shape[0])
+        segs = segs[:, self.n_segments - count : self.n_segments]
+        work, spec, power = self._workspace(x.shape[0], count)
         np.subtract(segs, segs.mean(axis=-1, keepdims=True), out=work)
         work *= self.taper
         if _FFT_HAS_OUT:
@@ -289,21 +313,22 @@ class WelchEstimator:
         np.square(spec.real, out=power)
         np.square(spec.imag, out=work[..., : power.shape[-1]])
         power += work[..., : power.shape[-1]]
-        return power.mean(axis=1) * self._scale
+        return power
 
     def _workspace(
-        self, n_channels: int
+        self, n_channels: int, count: int
     ) -> tuple[NDArray[np.float64], NDArray[np.complex128], NDArray[np.float64]]:
         # Reused buffers: fresh large temporaries cost more in page faults than the FFT.
-        if self._buffers is None or self._buffers[0].shape[0] != n_channels:
-            shape = (n_channels, self.n_segments, self.n_per_seg)
+        key = (n_channels, count)
+        if key not in self._buffers:
+            shape = (n_channels, count, self.n_per_seg)
             n_freqs = self.freqs.size
-            self._buffers = (
+            self._buffers[key] = (
                 np.empty(shape),
                 np.empty((*shape[:2], n_freqs), dtype=np.complex128),
                 np.empty((*shape[:2], n_freqs)),
             )
-        return self._buffers
+        return self._buffers[key]
 
     def mask(self, low: float, high: float) -> NDArray[np.bool_]:
         """Return which `freqs` lie in ``[low, high)`` Hz, shape (n_freqs,)."""

@@ -233,3 +233,36 @@ def test_signal_sources_name_no_forbidden_import(path: Path) -> None:
         else:
             continue
         assert not [m for m in modules if m.startswith(FORBIDDEN)], (path.name, modules)
+
+
+def _filtered(data: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The filtered signal of a fresh pipeline fed ``data[:, start:stop]`` in 25-sample chunks."""
+    pipeline = _pipeline()
+    return np.concatenate([pipeline.push(data[:, s:s + 25], s / 250.0)["filtered"][0].data
+                           for s in range(start, stop, 25)], axis=1)
+
+
+def test_band_power_reuses_segments_yet_equals_welch_on_each_whole_window() -> None:
+    """Consecutive windows share Welch segments, each computed once; every window's band
+    power still equals Welch over that whole window of the filtered signal, also when
+    band power is taken only now and then, and after a reset."""
+    data = _data(3000, seed=5)
+    before, after = _filtered(data, 0, 1500), _filtered(data, 1500, 3000)
+    welch = WelchEstimator(250.0, 500, 250)
+    masks = np.array([welch.mask(lo, hi) for lo, hi in band_edges(250.0).values()])
+    pipeline = _pipeline()
+    compared = {"before": 0, "after": 0}
+    for start in range(0, 3000, 25):
+        if start == 1500:
+            pipeline.reset()
+        taken = {"filtered"} if (start // 250) % 3 == 1 else {"band_power"}
+        for frame in pipeline.push(data[:, start:start + 25], start / 250.0,
+                                   products=taken)["band_power"]:
+            first = round(frame.t * 250.0)
+            part, offset = ("before", 0) if first < 1500 else ("after", 1500)
+            window = (before if part == "before" else after)[:, first - offset:
+                                                               first - offset + 500]
+            want = welch.band_power(welch.psd(window), masks)
+            np.testing.assert_allclose(frame.data, want, rtol=1e-10, atol=0)
+            compared[part] += 1
+    assert compared["before"] >= 4 and compared["after"] >= 4
