@@ -244,11 +244,13 @@ class ControlPlane:
         self._finish(change)
 
     def _finish(self, change: str) -> None:
-        entry = self.pending.pop(change, None)
+        entry = self.pending.get(change)
         if entry is None:
             return  # not paused here (the committing node itself, or already decided)
         entry.fallback.cancel()
         self._decide_again(entry.keys, entry.subscriptions)
+        # Only now: whoever sees no change pending also finds its re-decisions queued.
+        del self.pending[change]
 
     # -- this node commits a change ---------------------------------------------------
     def pause_everywhere(self, keys: Iterable[ChangeKey]) -> str:
