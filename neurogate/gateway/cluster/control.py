@@ -117,6 +117,7 @@ class ControlPlane:
         self._thread = threading.Thread(target=self.loop.run_forever,
                                         name="neurogate-cluster-control", daemon=True)
         self._subscriptions: list[NatsSubscription] = []
+        self._leaving = False
 
     # -- running -------------------------------------------------------------------
     @property
@@ -145,6 +146,7 @@ class ControlPlane:
         """Leave the cluster; this node delivers nothing more (it would miss pauses)."""
         self.gateway.cluster = None
         self.gateway.hub.cluster_until = 0.0
+        self._leaving = True
         with contextlib.suppress(Exception):
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
                 self._leave(), self.loop))
@@ -186,7 +188,8 @@ class ControlPlane:
 
     async def _disconnected(self) -> None:
         self.gateway.hub.cluster_until = 0.0  # pauses may be missed from now on
-        log.warning("NATS connection lost: this node stops delivering")
+        if not self._leaving:
+            log.warning("NATS connection lost: this node stops delivering")
 
     def _beaten(self, made: float) -> None:
         """NATS took a heartbeat made at ``made`` (monotonic): the lease runs to one lease
