@@ -32,7 +32,7 @@ from neurogate.gateway import (
     stream_records,
 )
 from neurogate.gateway import metrics as metrics_routes
-from neurogate.gateway.cluster import join as join_cluster
+from neurogate.gateway.cluster.control import start_control_plane
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.recording import keep as keep_recordings
 from neurogate.gateway.routes import (
@@ -141,16 +141,17 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         # Serve once the store lease holds (or the first probe failed).
         await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
                            return_when=asyncio.FIRST_COMPLETED)
-        membership = None
+        control = None
         try:
-            # With NEUROGATE_NATS_URL: join the cluster (heartbeat into its node bucket).
-            membership = app.state.membership = await join_cluster(
-                gateway.settings, version=__version__,
-                figures=lambda: (len(gateway.hub.streams), len(gateway.hub.subscriptions)))
+            # With NEUROGATE_NATS_URL: join the cluster (heartbeat into its node bucket,
+            # pauses across nodes, the NATS delivery lease).
+            control = app.state.control = await start_control_plane(gateway,
+                                                                    version=__version__)
+            app.state.membership = control.membership if control is not None else None
             yield
         finally:
-            if membership is not None:
-                await membership.stop()
+            if control is not None:
+                await control.stop()
             gateway.on_change = None
             for task in tasks:
                 task.cancel()
@@ -175,6 +176,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.state.gateway = gateway
     app.state.membership = None  # a cluster.Membership once joined (NEUROGATE_NATS_URL)
+    app.state.control = None  # its cluster.control.ControlPlane
     errors.install(app)
     openapi.install(app)
     security.install(app, gateway.settings)
@@ -207,10 +209,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.get("/healthz", tags=["health"])
     async def health() -> dict[str, Any]:
-        """Liveness: the process answers (with this node's cluster, when clustered)."""
+        """Liveness: the process answers (with this node's cluster, when clustered: its
+        nodes, and whether this one delivers, or why not)."""
         body: dict[str, Any] = {"status": "ok", "version": __version__}
-        if app.state.membership is not None:
-            body["cluster"] = await app.state.membership.health()
+        if app.state.control is not None:
+            body["cluster"] = await app.state.control.health()
         return body
 
     return app

@@ -39,7 +39,8 @@ def cluster_status(
     nats: str = typer.Option(None, help="The cluster's NATS server (default: "
                              "NEUROGATE_NATS_URL)."),
 ) -> None:
-    """List the live nodes: address, lease left, streams and subscribers."""
+    """List the live nodes: address, lease left, whether each delivers (its store and NATS
+    leases hold), streams and subscribers."""
     from neurogate.gateway.cluster import ClusterError
 
     settings = get_settings()
@@ -60,13 +61,14 @@ def cluster_status(
         raise typer.Exit(1) from exc
     now = time.time()
     table = Table(title=f"NeuroGate cluster at {url}: {len(nodes)} live nodes")
-    for column in ("node", "address", "lease left (s)", "streams", "subscribers",
-                   "version", "up since (UTC)"):
+    for column in ("node", "address", "lease left (s)", "delivering", "streams",
+                   "subscribers", "version", "up since (UTC)"):
         table.add_column(column)
     for node in nodes:
         started = datetime.fromtimestamp(node.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(node.node_id, node.address, f"{node.lease_until - now:.1f}",
-                      str(node.streams), str(node.subscribers), node.version, started)
+                      "yes" if node.delivering else "no", str(node.streams),
+                      str(node.subscribers), node.version, started)
     console.print(table)
 
 

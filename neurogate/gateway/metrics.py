@@ -14,6 +14,7 @@ with it), so they are gauges, not counters.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -73,6 +74,11 @@ class GatewayCollector(Collector):
             yield gauge("neurogate_nats_up",
                         "1 while NATS accepted this node's heartbeat within its lease.",
                         1.0 if self.membership.healthy() else 0.0)
+        cluster_open = time.monotonic() < hub.cluster_until
+        yield gauge("neurogate_delivering",
+                    "1 while this node may deliver data: its store lease (and, in a "
+                    "cluster, its NATS lease) holds.",
+                    1.0 if hub.store_ok() and cluster_open else 0.0)
 
 
 def _allowed(request: Request, gateway: Gateway) -> bool:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -25,6 +25,14 @@ from neurogate.gateway.tokens import TokenIssuer, load_or_create_key
 from neurogate.settings import Settings
 
 
+class ClusterPause(Protocol):
+    """The cluster control plane as a commit sees it (``cluster.control.ControlPlane``)."""
+
+    def pause_everywhere(self, keys: set[tuple[str, str]]) -> str: ...
+
+    def committed(self, change: str, keys: set[tuple[str, str]]) -> None: ...
+
+
 @dataclass
 class Gateway:
     """Everything a request handler needs, built once per process."""
@@ -39,6 +47,8 @@ class Gateway:
     # Called on the event loop after a commit, with what the commit changed.
     on_change: Callable[[set[tuple[str, str]], list[tuple[Any, int]]], None] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    # Set while this node is in a cluster: pauses a change on the other nodes too.
+    cluster: ClusterPause | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -46,7 +56,9 @@ class Gateway:
 
         A transaction that changes what may flow pauses the affected streams *before* it
         commits, so that no frame produced after the commit leaves under the old decision;
-        after the commit (or a rollback) the streams are decided again.
+        after the commit (or a rollback) the streams are decided again. In a cluster the
+        pause covers every node: the commit waits until each live node has paused (or
+        dropped out), and is refused (``PauseRefused``, 503) when they cannot be asked.
         """
         try:
             with session_scope(self.engine) as session:
@@ -54,23 +66,31 @@ class Gateway:
                 event.listen(session, "after_commit", self._after_end)
                 event.listen(session, "after_rollback", self._after_end)
                 yield session
-        except StorageError:
-            self.hub.lease_until = 0.0  # the store failed: stop every stream at once
+        except StorageError as exc:
+            if getattr(exc, "code", None) != "cluster_unavailable":
+                self.hub.lease_until = 0.0  # the store failed: stop every stream at once
             raise
 
     def _before_commit(self, session: Session) -> None:
         keys = session.info.get(CHANGES_KEY)
         if keys:
             session.info["paused"] = self.hub.freeze(keys)
+            if self.cluster is not None:
+                session.info["cluster_change"] = (self.cluster,
+                                                  self.cluster.pause_everywhere(set(keys)))
 
     def _after_end(self, session: Session) -> None:
         keys = session.info.pop(CHANGES_KEY, None)
         paused = session.info.pop("paused", [])
+        change = session.info.pop("cluster_change", None)
         if not keys:
             return
         stamped = self.hub.committed(keys, paused)
         if self.on_change is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.on_change, set(keys), stamped)
+        if change is not None:  # the other nodes decide again too
+            cluster, change_id = change
+            cluster.committed(change_id, set(keys))
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

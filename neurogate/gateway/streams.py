@@ -330,6 +330,9 @@ class StreamHub:
         # Per subject, replaced (never mutated) on change so the hot path needs no lock.
         self.by_subject: dict[str, tuple[Subscription, ...]] = {}
         self.lease_until = 0.0  # monotonic; 0 = no successful probe yet
+        # A clustered node's NATS lease (monotonic), kept by its control plane: past it the
+        # node may have missed a pause, so nothing is delivered. Unbounded on one node.
+        self.cluster_until = math.inf
         self._lease_dropped_at = 0.0
         # How many consent changes touched each subject or app: a subscription decided
         # before a change it did not see must be decided again.
@@ -359,8 +362,10 @@ class StreamHub:
         self.lease_until = 0.0
 
     def may_deliver(self, sub: Subscription) -> bool:
-        """The per-chunk check: open, within the consent's validity, store reachable."""
-        return sub.open and self._now() < sub.grant.valid_until and self.store_ok()
+        """The per-chunk check: open, within the consent's validity, store reachable (and,
+        in a cluster, NATS)."""
+        return (sub.open and self._now() < sub.grant.valid_until and self.store_ok()
+                and time.monotonic() < self.cluster_until)
 
     def matching(self, keys: Iterable[ChangeKey]) -> list[Subscription]:
         keys = set(keys)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -48,3 +52,22 @@ def bucket(nats_url: str) -> Iterator[str]:
             await client.close()
 
     asyncio.run(delete())
+
+
+def nats_server(port: int, store: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """A ``nats-server -js`` of the test's own on ``port`` (storing under ``store``), once
+    it listens."""
+    if shutil.which("nats-server") is None:
+        skip_or_fail("nats-server is not installed, so no NATS server of the test's own")
+    process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
+                                "-sd", str(store), *extra],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    msg = f"nats-server did not listen on port {port}."
+    raise RuntimeError(msg)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 from neurogate.gateway.cluster import ClusterError, Membership, NodeRecord, connect_options
 from neurogate.gateway.cluster.membership import read_nodes
 from neurogate.settings import Settings
-from tests.conftest import skip_or_fail
+from tests.cluster.conftest import nats_server
 from tests.e2e.conftest import free_port
 
 pytestmark = pytest.mark.nats
@@ -92,29 +89,12 @@ def test_membership_node_id_defaults_to_a_new_id_per_process_start() -> None:
     assert Settings().node_id.startswith("node-")
 
 
-def _nats_server(port: int, store: Path, *extra: str) -> subprocess.Popen[bytes]:
-    if shutil.which("nats-server") is None:
-        skip_or_fail("nats-server is not installed, so no NATS server of the test's own")
-    process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
-                                "-sd", str(store), *extra],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    msg = f"nats-server did not listen on port {port}."
-    raise RuntimeError(msg)
-
-
 def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
     """A node whose NATS server goes away turns unhealthy within its lease (its /healthz
     section says so, with no node list); once a NATS server is back at the same address,
     its heartbeat and its record return."""
     port = free_port()
-    server = _nats_server(port, tmp_path / "one")
+    server = nats_server(port, tmp_path / "one")
     settings = _settings(f"nats://127.0.0.1:{port}", "neurogate_nodes", "node-r")
     member = Membership(settings, address="http://r:1", version="1", figures=lambda: (0, 0))
 
@@ -134,7 +114,7 @@ def test_membership_loses_nats_and_comes_back(tmp_path: Path) -> None:
         section = await member.health()
         assert (section["node_id"], section["nats"], section["nodes"]) == (
             "node-r", "unavailable", None)
-        server = _nats_server(port, tmp_path / "two")  # a new server: the bucket is gone
+        server = nats_server(port, tmp_path / "two")  # a new server: the bucket is gone
         up = await wait_for(True)
         nodes = [n.node_id for n in await member.nodes()]
         await member.stop()
@@ -152,7 +132,7 @@ def test_membership_joins_a_nats_that_wants_credentials_only_with_them(
     """A NATS server with a user and password admits a node given them in the settings,
     and refuses one with a wrong password (it does not start)."""
     port = free_port()
-    server = _nats_server(port, tmp_path, "--user", "gateway", "--pass", "pw-123")
+    server = nats_server(port, tmp_path, "--user", "gateway", "--pass", "pw-123")
     url = f"nats://127.0.0.1:{port}"
 
     async def join(password: str) -> list[str]:

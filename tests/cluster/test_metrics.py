@@ -39,6 +39,7 @@ def test_metrics_on_loopback_without_a_token(tmp_path: Path) -> None:
     assert response.headers["content-type"].startswith("text/plain; version=")
     samples = _samples(response.text)
     assert samples["neurogate_store_up"] == ({"node": "node-m"}, 1.0)
+    assert samples["neurogate_delivering"] == ({"node": "node-m"}, 1.0)
     for name in ("neurogate_streams", "neurogate_subscribers", "neurogate_frames_in",
                  "neurogate_frames_out", "neurogate_drops", "neurogate_frames_rejected"):
         assert samples[name] == ({"node": "node-m"}, 0.0), name

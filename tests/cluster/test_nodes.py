@@ -1,7 +1,7 @@
 """Real gateway processes on loopback, one PostgreSQL database and one NATS: each node
 announces itself, every node lists the others, a SIGKILLed node drops out after its
-lease, ``neurogate cluster status`` and ``/metrics`` show the nodes, and a revocation on
-one node does what docs/deployment.md says on another."""
+lease, ``neurogate cluster status`` and ``/metrics`` show the nodes, and a revocation
+committed through one node closes the app open on another."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def test_nodes_join_list_each_other_and_a_killed_node_leaves(
         postgres_database: str, nats_url: str, bucket: str, tmp_path: Path) -> None:
     """Three gateway nodes see each other; after SIGKILL, node 3 leaves the list within
     its lease while nodes 1 and 2 stay; the CLI and /metrics agree. A consent revoked
-    through node 1 refuses a new subscription on node 2, while the one already open on
-    node 2 goes on (cross-node pause not built yet, as the deployment page says)."""
+    through node 1 closes the app open on node 2 with ``revoked`` (4410), no frame
+    produced after the commit reaches it, and a new subscription there is refused."""
     with get_engine(postgres_database).begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
@@ -61,13 +61,19 @@ def test_nodes_join_list_each_other_and_a_killed_node_leaves(
             assert _live(servers[2]) == everyone
             health = httpx.get(f"{servers[1].url}/healthz", timeout=5).json()["cluster"]
             assert (health["node_id"], health["nats"]) == ("node-2", "ok")
+            assert (health["delivering"], health["reason"]) == (True, None)
+            assert all(node["delivering"] for node in health["nodes"])
             addresses = {n["node_id"]: n["address"] for n in health["nodes"]}
             assert addresses["node-3"] == servers[2].url
 
-            status = neurogate("cluster", "status", env=gateway_env(tmp_path, **common))
+            status = neurogate("cluster", "status",
+                               env=gateway_env(tmp_path, COLUMNS="200", **common))
             assert status.returncode == 0, status.stderr
             assert "3 live nodes" in status.stdout
             assert all(f"node-{n}" in status.stdout for n in (1, 2, 3))
+            rows = [line for line in status.stdout.splitlines() if "node-" in line]
+            assert "delivering" in status.stdout and len(rows) == 3
+            assert all(" yes " in row for row in rows), status.stdout
 
             servers[2].kill(signal.SIGKILL)
             assert _until(servers[0], {"node-1", "node-2"}) == {"node-1", "node-2"}
@@ -94,13 +100,22 @@ def test_nodes_join_list_each_other_and_a_killed_node_leaves(
             acknowledged = time.time()
             again = subscribe(url, token, pseudonym, "clinical_monitoring")
             again.wait_closed(10)
-            time.sleep(1.5)
+            app.wait_closed(10)
+            time.sleep(0.5)  # the device streams on past the revocation
             device.stop()
             app.close()
             assert again.first["type"] == "refused"
             assert again.first["reasons"] == ["consent.revoked"]
-            assert [m for m in app.data() if m["t"] > acknowledged + 0.5], (
-                "the deployment page says an open subscription on another node goes on")
+            assert app.close_code == 4410
+            revoked_messages = [m for _, m in app.messages
+                                if isinstance(m, dict) and m["type"] == "revoked"]
+            assert revoked_messages and revoked_messages[0]["reason"] == "consent.revoked"
+            # As in tests/e2e/test_streaming.py: data messages carry the stream time of
+            # their first sample (device clock = wall clock); the commit happened before
+            # the call returned, so a frame that starts after that was made after it.
+            late = [m for m in app.data() if m["t"] > acknowledged]
+            assert late == [], f"{len(late)} frames after the commit reached node 2's app"
+            assert device.sent_frames > 0
         finally:
             for server in servers[1:]:
                 server.stop()

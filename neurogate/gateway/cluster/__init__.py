@@ -1,4 +1,7 @@
-"""Gateway nodes as one cluster over NATS (membership now; more to come)."""
+"""Gateway nodes as one cluster over NATS: membership, and pauses across nodes.
+
+``control`` imports the gateway's state; import it as ``neurogate.gateway.cluster.control``.
+"""
 
 from neurogate.gateway.cluster.membership import (
     ClusterError,

@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,11 +52,12 @@ class NodeRecord:
     streams: int
     subscribers: int
     version: str
+    delivering: bool = True  # whether its store and NATS leases let data flow
 
     @classmethod
     def from_json(cls, value: bytes) -> NodeRecord:
-        data = json.loads(value)
-        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+        data = json.loads(value)  # a field a record lacks (an older node) takes its default
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -72,6 +73,10 @@ def connect_options(settings: Settings) -> dict[str, Any]:
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.5,
         "allow_reconnect": True,
+        # A silent link is found dead within about two leases, not the default 4 minutes
+        # (the delivery lease already stops streams after one).
+        "ping_interval": max(1, round(settings.cluster_lease_seconds)),
+        "max_outstanding_pings": 2,
     }
     if settings.nats_user is not None:
         options["user"] = settings.nats_user
@@ -82,13 +87,20 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def connect(settings: Settings) -> NATS:
+async def connect(settings: Settings, *,
+                  disconnected: Callable[[], Awaitable[None]] | None = None,
+                  reconnected: Callable[[], Awaitable[None]] | None = None) -> NATS:
     """Connect to the NATS servers the settings name, or raise ClusterError.
 
     The first connection must succeed within one lease; once connected, a lost
     connection is retried forever (``Membership.healthy`` says when it is down).
+    ``disconnected`` and ``reconnected`` are called when the link drops and returns.
     """
     options = connect_options(settings)
+    if disconnected is not None:
+        options["disconnected_cb"] = disconnected
+    if reconnected is not None:
+        options["reconnected_cb"] = reconnected
 
     async def quiet(exc: Exception) -> None:  # never log the credentials or the payloads
         log.warning("NATS: %s", type(exc).__name__)
@@ -139,12 +151,18 @@ class Membership:
     """This node's place in the cluster: its heartbeat and the node list."""
 
     def __init__(self, settings: Settings, *, address: str, version: str,
-                 figures: Callable[[], tuple[int, int]]) -> None:
+                 figures: Callable[[], tuple[int, int]],
+                 delivering: Callable[[], bool] = lambda: True,
+                 on_beat: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.node_id = settings.node_id
         self.address = address
         self.version = version
         self.figures = figures  # () -> (streams, subscribers)
+        self.delivering = delivering
+        # Called after NATS took a heartbeat, with the monotonic time the record was made
+        # (its lease runs one lease from then).
+        self.on_beat = on_beat
         self.started_at = time.time()
         self.client: NATS | None = None
         self.bucket: KeyValue | None = None
@@ -161,10 +179,14 @@ class Membership:
         return (self.client is not None and self.client.is_connected and not self.failing
                 and time.time() - self.last_beat < self.lease_seconds)
 
-    async def start(self) -> None:
-        """Connect, open the bucket, announce this node, and keep beating."""
-        self.client = await connect(self.settings)
+    async def start(self, *, before_announce: Callable[[NATS], Awaitable[None]] | None = None,
+                    disconnected: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Connect, run ``before_announce`` (subscribe, say), open the bucket, announce this
+        node, and keep beating."""
+        self.client = await connect(self.settings, disconnected=disconnected)
         try:
+            if before_announce is not None:
+                await before_announce(self.client)
             self.bucket = await open_bucket(self.client, self.settings)
             await self.beat()
         except Exception as exc:
@@ -180,15 +202,19 @@ class Membership:
         return NodeRecord(node_id=self.node_id, address=self.address,
                           started_at=self.started_at,
                           lease_until=time.time() + self.lease_seconds,
-                          streams=streams, subscribers=subscribers, version=self.version)
+                          streams=streams, subscribers=subscribers, version=self.version,
+                          delivering=self.delivering())
 
     async def beat(self) -> None:
         """Announce this node once (its lease runs one lease from now)."""
         assert self.client is not None
         if self.bucket is None:  # after a failed beat: the bucket may be gone (NATS restarted)
             self.bucket = await open_bucket(self.client, self.settings)
+        made = time.monotonic()
         await self.bucket.put(self.node_id, self.record().to_json())
         self.last_beat, self.failing = time.time(), False
+        if self.on_beat is not None:
+            self.on_beat(made)
 
     async def _beat_forever(self) -> None:
         while True:
