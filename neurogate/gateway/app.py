@@ -33,6 +33,7 @@ from neurogate.gateway import (
 )
 from neurogate.gateway import metrics as metrics_routes
 from neurogate.gateway.cluster import join as join_cluster
+from neurogate.gateway.cluster.bus import start_bus
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.recording import keep as keep_recordings
 from neurogate.gateway.routes import (
@@ -141,14 +142,20 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         # Serve once the store lease holds (or the first probe failed).
         await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
                            return_when=asyncio.FIRST_COMPLETED)
-        membership = None
+        membership = bus = None
         try:
             # With NEUROGATE_NATS_URL: join the cluster (heartbeat into its node bucket).
             membership = app.state.membership = await join_cluster(
                 gateway.settings, version=__version__,
                 figures=lambda: (len(gateway.hub.streams), len(gateway.hub.subscriptions)))
+            if membership is not None and membership.client is not None:
+                # Streams across nodes: this node's apps get other nodes' devices.
+                bus = app.state.bus = await start_bus(gateway.hub, membership.client,
+                                                      gateway.settings)
             yield
         finally:
+            if bus is not None:
+                await bus.stop()
             if membership is not None:
                 await membership.stop()
             gateway.on_change = None
@@ -175,6 +182,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.state.gateway = gateway
     app.state.membership = None  # a cluster.Membership once joined (NEUROGATE_NATS_URL)
+    app.state.bus = None  # the cluster's stream bus (cluster.bus.StreamBus) once joined
     errors.install(app)
     openapi.install(app)
     security.install(app, gateway.settings)
