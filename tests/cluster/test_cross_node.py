@@ -7,9 +7,12 @@ no other node has a granted subscriber."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,9 +20,24 @@ import nats
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from neurogate_client import DeviceClient
 
 from neurogate.consent.db import get_engine
-from tests.e2e.conftest import ServerProcess, clinic_server, free_port, gateway_env
+from neurogate.devices import DeviceInfo
+from tests.devices.live_gateway import (
+    RealtimePusher,
+    app_sample_count,
+    assert_delivered,
+    raw_samples,
+    wait_until,
+)
+from tests.e2e.conftest import (
+    ServerProcess,
+    clinic_server,
+    free_port,
+    gateway_env,
+    neurogate,
+)
 from tests.e2e.live import (
     RATE,
     AppReceiver,
@@ -29,11 +47,12 @@ from tests.e2e.live import (
     subscribe,
     synthetic_uv,
 )
-from tests.gateway.conftest import notice
+from tests.gateway.conftest import Clinic, notice
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres, pytest.mark.e2e]
 
 LEASE = "2"
+LAYOUT = DeviceInfo(("C3", "C4"), ("eeg", "eeg"), ("V", "V"), RATE)
 
 
 class BusWatch:
@@ -89,21 +108,37 @@ def _by_time(app: AppReceiver, product: str) -> dict[float, list[float]]:
     return {round(m["t"], 6): m["data"] for m in app.data() if m["product"] == product}
 
 
-def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
-        postgres_database: str, nats_url: str, bucket: str, tmp_path: Path) -> None:
-    with get_engine(postgres_database).begin() as conn:
+@contextmanager
+def three_nodes(database: str, nats_url: str, bucket: str, data_dir: Path
+                ) -> Iterator[tuple[list[ServerProcess], Clinic, httpx.Client]]:
+    """Nodes 1, 2 and 3 on one fresh PostgreSQL database and one NATS, the test clinic in
+    it (node 1 seeds it)."""
+    with get_engine(database).begin() as conn:
         conn.execute(sa.text("DROP SCHEMA public CASCADE"))
         conn.execute(sa.text("CREATE SCHEMA public"))
-    common = {"NEUROGATE_DATABASE_URL": postgres_database, "NEUROGATE_NATS_URL": nats_url,
+    common = {"NEUROGATE_DATABASE_URL": database, "NEUROGATE_NATS_URL": nats_url,
               "NEUROGATE_CLUSTER_BUCKET": bucket, "NEUROGATE_CLUSTER_LEASE_SECONDS": LEASE}
-    env = {n: gateway_env(tmp_path, NEUROGATE_NODE_ID=f"node-{n}", **common) for n in (1, 2, 3)}
-    with clinic_server(tmp_path, env=env[1], database_url=postgres_database) as (
+    env = {n: gateway_env(data_dir, NEUROGATE_NODE_ID=f"node-{n}", **common) for n in (1, 2, 3)}
+    with clinic_server(data_dir, env=env[1], database_url=database) as (
             first, clinic, client, _):
         servers = [first] + [ServerProcess(env=env[n], port=free_port()) for n in (2, 3)]
-        watch = BusWatch(nats_url, f"neurogate.{bucket}.stream.>").start()
         try:
             with ThreadPoolExecutor(2) as pool:
                 list(pool.map(ServerProcess.start, servers[1:]))
+            yield servers, clinic, client
+        finally:
+            for server in servers[1:]:
+                server.stop()
+
+
+def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
+        postgres_database: str, nats_url: str, bucket: str, tmp_path: Path) -> None:
+    """Every sample at 250 Hz on nodes 2 and 3; the focus index reduced on node 3 equals
+    node 1's own; nothing on the bus before any app subscribes, nor after they leave."""
+    with three_nodes(postgres_database, nats_url, bucket, tmp_path) as (
+            servers, clinic, client):
+        watch = BusWatch(nats_url, f"neurogate.{bucket}.stream.>").start()
+        try:
             node1, node2, node3 = (s.url for s in servers)
             pseudonym = client.get("/v1/consents", headers=clinic.as_("clinic_app")).json()[
                 0]["subject"]
@@ -171,5 +206,62 @@ def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
             assert health["cluster"]["node_id"] == "node-2"
         finally:
             watch.stop()
-            for server in servers[1:]:
-                server.stop()
+
+
+def test_a_device_fails_over_when_its_node_dies(
+        postgres_database: str, nats_url: str, bucket: str, tmp_path: Path) -> None:
+    """The device streams to node 1 with nodes 1 and 2 in its list, the app is on node 3.
+    Node 1 is SIGKILLed at a moment when the app holds every sample pushed so far; the
+    client reconnects to node 2, and the app on node 3 then misses exactly the samples the
+    client counts lost, all after the kill. The ledger verifies afterwards."""
+    with three_nodes(postgres_database, nats_url, bucket, tmp_path) as (
+            servers, clinic, client):
+        node1, node2, node3 = (s.url for s in servers)
+        pseudonym = client.get("/v1/consents", headers=clinic.as_("clinic_app")).json()[
+            0]["subject"]
+        app = subscribe(node3, app_token(node3, clinic.secrets["clinic_app"]), pseudonym,
+                        "clinical_monitoring")
+        assert app.first["type"] == "subscribed", app.first
+        time.sleep(1.0)  # node 3 announces its interest
+        client_id, secret = clinic.secrets["dev1"]
+        device = DeviceClient([node1, node2], client_id=client_id, client_secret=secret,
+                              info=LAYOUT, buffer_s=2.0, backoff_initial_s=0.1,
+                              backoff_max_s=0.4)
+        with device:
+            assert device.wait_connected(10)
+            pusher = RealtimePusher(device)
+            pusher.pause_after = int(3 * RATE)
+            pusher.start()
+            assert pusher.paused.wait(10)
+            assert device.flush(5)
+            assert wait_until(lambda: app_sample_count(app) == pusher.pushed, 10), (
+                "the app on node 3 gets the device's samples from node 1")
+            at_kill = pusher.pushed
+            servers[0].kill(signal.SIGKILL)
+            pusher.resume.set()
+            assert wait_until(lambda: device.stats().connections == 2, 15)
+            assert device.stats().gateway_url == node2
+            time.sleep(3.0)  # streaming goes on through node 2
+            pusher.stop()
+        stats = device.stats()
+        assert wait_until(
+            lambda: app_sample_count(app) >= stats.delivered_samples, 10), (
+            "the app on node 3 gets data again, now from node 2")
+        app.close()
+
+    assert stats.buffered_samples == 0
+    assert stats.pushed_samples == pusher.pushed == stats.delivered_samples + stats.lost_samples
+    times, values, labels = raw_samples(app)
+    assert labels == ["C3", "C4"]
+    index = np.rint((times - pusher.t0) * RATE).astype(int)
+    assert len(np.unique(index)) == len(index), "no sample arrived twice"
+    missing = np.setdiff1d(np.arange(stats.pushed_samples), index)
+    assert len(missing) == stats.lost_samples
+    assert missing.size == 0 or missing.min() >= at_kill
+    assert index.max() > at_kill + RATE, "samples pushed after the kill reached the app"
+    source = pusher.source.astype(np.float32).astype(np.float64)
+    assert_delivered(values, source[:, index])
+
+    verify = neurogate("audit", "verify", env=gateway_env(
+        tmp_path, NEUROGATE_DATABASE_URL=postgres_database))
+    assert verify.returncode == 0, verify.stdout + verify.stderr
