@@ -54,6 +54,17 @@ def streams_table(bench: dict[str, Any]) -> str:
                    "what stopped it"], rows)
 
 
+def _bound(numerator_capped: bool | None, denominator_capped: bool | None) -> str:
+    """What a ratio of sustained streams is when either side passed every count tried."""
+    if numerator_capped and denominator_capped:
+        return " (both passed every count tried)"
+    if numerator_capped:
+        return " (lower bound)"
+    if denominator_capped:
+        return " (upper bound)"
+    return ""
+
+
 def ratios_table(bench: dict[str, Any]) -> str:
     """Gateway / baseline ratios of sustained streams, and of server CPU cost."""
     rows = []
@@ -65,7 +76,7 @@ def ratios_table(bench: dict[str, Any]) -> str:
                      _fmt(r["bare_relay_over_gateway_cpu_cost"])])
         if clustered:  # several nodes over one: the scale-out
             rows[-1].append(_fmt(r.get("cluster_over_gateway"))
-                            + (" (lower bound)" if r.get("cluster_capped") else ""))
+                            + _bound(r.get("cluster_capped"), r.get("gateway_capped")))
     header = ["setting", "gateway / bare relay (streams)", "gateway / LSL (streams)",
               "bare relay / gateway (server CPU per stream)"]
     if clustered:
