@@ -219,6 +219,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         body: dict[str, Any] = {"status": "ok", "version": __version__}
         if app.state.membership is not None:
             body["cluster"] = await app.state.membership.health()
+            if app.state.bus is not None:  # streams across nodes
+                body["cluster"]["bus"] = app.state.bus.health()
         return body
 
     return app

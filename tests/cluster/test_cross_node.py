@@ -98,6 +98,20 @@ def _stream_for(url: str, token: str, seconds: float) -> DeviceThread:
     return device
 
 
+def _interest_reached(node: str, interested: set[str], within: float = 20) -> None:
+    """Wait until ``node`` holds the stream-bus interest of every node in ``interested``."""
+    held: set[str] = set()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        bus = httpx.get(f"{node}/healthz", timeout=5).json()["cluster"]["bus"]
+        held = set(bus["interest_from"])
+        if interested <= held:
+            return
+        time.sleep(0.1)
+    msg = f"{node} holds the interest of {sorted(held)}, not of {sorted(interested)}"
+    raise AssertionError(msg)
+
+
 def _raw_samples(app: AppReceiver) -> np.ndarray:
     frames = sorted((m for m in app.data() if m["product"] == "raw"), key=lambda m: m["t"])
     assert frames, "no raw frame arrived"
@@ -162,7 +176,7 @@ def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
             focus_on_1 = subscribe(node1, focus_token, focus_pseudonym, "neurofeedback")
             for app in (on_2, on_3, focus_on_3, focus_on_1):
                 assert app.first["type"] == "subscribed", app.first
-            time.sleep(1.5)  # the apps' nodes announce their interest
+            _interest_reached(node1, {"node-2", "node-3"})
             device = _stream_for(node1, device_token, 8.0)
             time.sleep(2.0)  # the last frames cross the bus
             for app in (on_2, on_3, focus_on_3, focus_on_1):
@@ -202,8 +216,11 @@ def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
             before = len(watch.subjects)
             _stream_for(node1, device_token, 3.0)
             assert len(watch.subjects) == before
-            health = httpx.get(f"{node2}/healthz", timeout=5).json()
-            assert health["cluster"]["node_id"] == "node-2"
+            assert httpx.get(f"{node1}/healthz", timeout=5).json()["cluster"]["bus"][
+                "interest_from"] == []
+            health = httpx.get(f"{node3}/healthz", timeout=5).json()["cluster"]
+            assert health["node_id"] == "node-3"
+            assert health["bus"]["received"] > 0
         finally:
             watch.stop()
 
@@ -222,7 +239,8 @@ def test_a_device_fails_over_when_its_node_dies(
         app = subscribe(node3, app_token(node3, clinic.secrets["clinic_app"]), pseudonym,
                         "clinical_monitoring")
         assert app.first["type"] == "subscribed", app.first
-        time.sleep(1.0)  # node 3 announces its interest
+        for node in (node1, node2):  # either may get the device
+            _interest_reached(node, {"node-3"})
         client_id, secret = clinic.secrets["dev1"]
         device = DeviceClient([node1, node2], client_id=client_id, client_secret=secret,
                               info=LAYOUT, buffer_s=2.0, backoff_initial_s=0.1,

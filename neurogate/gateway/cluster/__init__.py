@@ -1,4 +1,5 @@
-"""Gateway nodes as one cluster over NATS (membership now; more to come)."""
+"""Gateway nodes as one cluster over NATS: membership (here), the stream bus (``bus``),
+several nodes on one machine (``workers``)."""
 
 from neurogate.gateway.cluster.membership import (
     ClusterError,

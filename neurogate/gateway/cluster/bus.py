@@ -267,6 +267,16 @@ class StreamBus:
         # The hub reads only what RemoteStream has of a LiveStream (see its docstring).
         self.hub.deliver_remote(cast(LiveStream, stream), product, frames)
 
+    def health(self) -> dict[str, Any]:
+        """The ``bus`` part of ``/healthz``: counts and node ids only (no subject)."""
+        now = time.monotonic()
+        interested = sorted({node for nodes in self.interest.values()
+                             for node, (products, lapses_at) in nodes.items()
+                             if products and lapses_at > now})
+        return {"interest_from": interested, "published": self.published,
+                "received": self.received, "dropped": self.dropped,
+                "remote_streams": len(self.remote)}
+
     # -- life --------------------------------------------------------------------------
     async def start(self) -> None:
         self._interest_sub = await self.client.subscribe(f"{self.prefix}.interest",
