@@ -23,13 +23,15 @@ CLINICAL = ("clinical", "clinical_monitoring", ["filtered"])
 FEEDBACK = ("feedback", "neurofeedback", ["focus_index", "relaxation_index"])
 
 
-def create_admin(data_dir: Path) -> None:
-    """Migrate the database and create the administrator account (before serving)."""
+def create_admin(data_dir: Path, database_url: str | None = None) -> None:
+    """Migrate the database (SQLite in ``data_dir`` unless ``database_url`` names another)
+    and create the administrator account (before serving)."""
     from neurogate.consent.accounts import create_account
     from neurogate.gateway.state import build_gateway
     from neurogate.settings import Settings
 
-    gateway = build_gateway(Settings(data_dir=data_dir, environment="development",
+    gateway = build_gateway(Settings(data_dir=data_dir, database_url=database_url,
+                                     environment="development",
                                      password_hash_time_cost=1, password_hash_memory_kib=1024))
     with gateway.transaction() as session:
         create_account(session=session, username="admin", password=PASSWORD, role="admin")

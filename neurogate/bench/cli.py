@@ -32,6 +32,10 @@ def bench(
         "--quick", help="Coarser steps and shorter windows (under 5 minutes).")] = False,
     out: Annotated[Path | None, typer.Option(
         "--out", file_okay=False, help="Folder for bench.json and bench.png.")] = None,
+    nodes: Annotated[int, typer.Option(
+        "--nodes", min=1, help="Also run the throughput steps on a cluster of this many "
+                               "nodes (needs PostgreSQL and NATS; see docs/benchmarks.md).")
+                     ] = 1,
 ) -> None:
     """Throughput, latency, revocation and policy, beside a bare relay and LSL."""
     if ctx.invoked_subcommand is not None:
@@ -41,8 +45,13 @@ def bench(
         raise typer.Exit(2)
     from neurogate.bench.config import FULL, QUICK
     from neurogate.bench.run import run_bench
+    from neurogate.errors import NeurogateError
 
-    run_bench(QUICK if quick else FULL, out, _say)
+    try:
+        run_bench(QUICK if quick else FULL, out, _say, nodes=nodes)
+    except NeurogateError as exc:  # --nodes without PostgreSQL or NATS
+        _say(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
 
 
 @bench_app.command("leakage")

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 SYSTEMS = (("gateway", "NeuroGate"), ("gateway_recording", "NeuroGate, recording on"),
-           ("bare_relay", "bare relay"), ("lsl", "LSL"))
+           ("gateway_cluster", "NeuroGate cluster"), ("bare_relay", "bare relay"),
+           ("lsl", "LSL"))
 
 
 def _fmt(value: Any, suffix: str = "") -> str:
@@ -36,6 +37,8 @@ def streams_table(bench: dict[str, Any]) -> str:
             entry = bench.get(key, {}).get(setting)
             if entry is None:
                 continue
+            if key == "gateway_cluster":
+                label = f"NeuroGate, {bench[key]['nodes']} nodes"
             half = entry["latency_at_half_max"] or {}
             last = entry["steps"][-1]
             rows.append([setting, label,
@@ -51,16 +54,34 @@ def streams_table(bench: dict[str, Any]) -> str:
                    "what stopped it"], rows)
 
 
+def _bound(numerator_capped: bool | None, denominator_capped: bool | None) -> str:
+    """What a ratio of sustained streams is when either side passed every count tried."""
+    if numerator_capped and denominator_capped:
+        return " (both passed every count tried)"
+    if numerator_capped:
+        return " (lower bound)"
+    if denominator_capped:
+        return " (upper bound)"
+    return ""
+
+
 def ratios_table(bench: dict[str, Any]) -> str:
     """Gateway / baseline ratios of sustained streams, and of server CPU cost."""
     rows = []
+    clustered = "gateway_cluster" in bench
     for setting, r in bench["ratios"].items():
         rows.append([setting, _fmt(r["gateway_over_bare_relay"])
                      + (" (upper bound)" if r["bare_relay_capped"] else ""),
                      _fmt(r["gateway_over_lsl"]) + (" (upper bound)" if r["lsl_capped"] else ""),
                      _fmt(r["bare_relay_over_gateway_cpu_cost"])])
-    return _table(["setting", "gateway / bare relay (streams)", "gateway / LSL (streams)",
-                   "bare relay / gateway (server CPU per stream)"], rows)
+        if clustered:  # several nodes over one: the scale-out
+            rows[-1].append(_fmt(r.get("cluster_over_gateway"))
+                            + _bound(r.get("cluster_capped"), r.get("gateway_capped")))
+    header = ["setting", "gateway / bare relay (streams)", "gateway / LSL (streams)",
+              "bare relay / gateway (server CPU per stream)"]
+    if clustered:
+        header.append(f"{bench['gateway_cluster']['nodes']} nodes / one node (streams)")
+    return _table(header, rows)
 
 
 def steps_table(bench: dict[str, Any], system: str, setting: str) -> str:

@@ -7,6 +7,7 @@ about the same background load), then revocation trials against the gateway.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -110,8 +111,12 @@ def revocation_background(config: BenchConfig, gateway: dict[str, Any]
     return measured // 2, setting
 
 
-def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any]:
-    """Run every section of ``config``; write ``out/bench.json`` and ``out/bench.png``."""
+def run_bench(config: BenchConfig, out: Path, say: Say = print, *, nodes: int = 1
+              ) -> dict[str, Any]:
+    """Run every section of ``config``; write ``out/bench.json`` and ``out/bench.png``.
+
+    With ``nodes`` above 1, the gateway's throughput steps also run on a cluster of that
+    many nodes (``neurogate.bench.cluster``), beside the one node: ``gateway_cluster``."""
     out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     result: dict[str, Any] = {"machine": machine_info(), "settings": config.as_dict()}
@@ -123,6 +128,8 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
     relay_out: dict[str, Any] = {}
     lsl_out: dict[str, Any] = {}
     recording_out: dict[str, Any] = {}  # NeuroGate with recording on (docs/recordings.md)
+    cluster_out: dict[str, Any] = {}  # NeuroGate on several nodes (--nodes)
+    cluster_stack = contextlib.ExitStack()
     with tempfile.TemporaryDirectory(prefix="neurogate-bench-") as tmp:
         data = Path(tmp) / "var"
         create_admin(data)
@@ -136,16 +143,28 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
             if "gateway_recording" in config.systems:
                 say("Starting a second gateway with recording on...")
                 recorder = RecordingGateway.start(Path(tmp))
+            nodes_up: list[ServerProcess] = []
+            if nodes > 1:
+                from neurogate.bench.cluster import PLACEMENT, ClusterSystem, running_cluster
+
+                nodes_up, cluster_clinic = cluster_stack.enter_context(
+                    running_cluster(nodes, Path(tmp), say))
+                cluster_out.update({"nodes": nodes, "placement": PLACEMENT})
             process = psutil.Process(server.pid)
             gateway["process"] = {"pid_rss_idle_mib": round(process.memory_info().rss / 2**20, 1)}
             lsl_reason = _lsl_reason() if "lsl" in config.systems else "not selected"
             for setting in config.settings:
                 steps = config.steps_for(setting)
                 say(f"Streams {setting.name} ({setting.chunk_ms:g} ms chunks), N = {steps}:")
-                servers = [server.pid, relay.pid]
+                servers = [server.pid, relay.pid, *(node.pid for node in nodes_up)]
                 if "gateway" in config.systems:
                     gateway[setting.name] = run_system(
                         lambda s=setting: GatewaySystem(s, server, clinic, config.clinical_format),
+                        steps, config, say, servers)
+                if nodes_up:
+                    cluster_out[setting.name] = run_system(
+                        lambda s=setting: ClusterSystem(s, nodes_up, cluster_clinic,
+                                                        config.clinical_format),
                         steps, config, say, servers)
                 if recorder is not None:
                     recording_out[setting.name] = run_system(
@@ -170,6 +189,7 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
             gateway["process"]["pid_rss_end_mib"] = round(process.memory_info().rss / 2**20, 1)
             clinic.http.close()
         finally:
+            cluster_stack.close()
             if recorder is not None:
                 recorder.stop()
             server.stop()
@@ -182,6 +202,13 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
     names = [s.name for s in config.settings]
     lsl_by_setting = {k: v for k, v in lsl_out.items() if k in names}
     result["ratios"] = _ratios(names, gateway, relay_out, lsl_by_setting)
+    if cluster_out:
+        result["gateway_cluster"] = cluster_out
+        for name, entry in result["ratios"].items():
+            streams = cluster_out.get(name, {}).get("sustained_streams")
+            entry["cluster_streams"] = streams
+            entry["cluster_over_gateway"] = ratio(streams, entry["gateway_streams"])
+            entry["cluster_capped"] = cluster_out.get(name, {}).get("capped")
     result["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["machine"]["outside_load"] = _outside_load(result, names)
     result["machine"]["runtime_s"] = round(time.monotonic() - began, 1)
@@ -191,7 +218,8 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print) -> dict[str, Any
     plot_bench(result, out / "bench.png")
     say(f"Wrote {out / 'bench.json'} and {out / 'bench.png'} "
         f"in {result['machine']['runtime_s']:.0f} s.")
-    return {key: result[key] for key in TOP_KEYS}
+    keys = (*TOP_KEYS, "gateway_cluster") if cluster_out else TOP_KEYS
+    return {key: result[key] for key in keys}
 
 
 def _outside_load(result: dict[str, Any], names: list[str]) -> dict[str, Any]:

@@ -72,6 +72,11 @@ class _System(abc.ABC):
     def start(self, t0: float) -> None:
         self.devices.call("start", t0)
 
+    def usage(self, usage: dict[str, Any]) -> dict[str, Any]:
+        """A window's CPU and memory figures, as the step reports them (a cluster sums its
+        nodes into ``server``)."""
+        return usage
+
     def window(self, a: float, b: float) -> tuple[dict[str, Any], dict[str, Any]]:
         # Both workers wait for the window to end; ask both before reading either answer.
         self.devices.conn.send(("window", (a, b)))
@@ -250,7 +255,7 @@ def _measure(system: _System, meter: Meter, a: float, config: BenchConfig, n: in
     time.sleep(max(0.0, a - time.time()))
     meter.begin()
     time.sleep(max(0.0, b - time.time()))
-    usage = meter.end()
+    usage = system.usage(meter.end())
     dev, apps = system.window(a, b)
     return evaluate(n, system.setting, dev, apps, usage, grown, config)
 

@@ -32,6 +32,8 @@ from neurogate.gateway import (
     stream_records,
 )
 from neurogate.gateway import metrics as metrics_routes
+from neurogate.gateway.cluster import connect as connect_nats
+from neurogate.gateway.cluster.bus import start_bus
 from neurogate.gateway.cluster.control import start_control_plane
 from neurogate.gateway.oauth import TokenServer
 from neurogate.gateway.recording import keep as keep_recordings
@@ -141,15 +143,26 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         # Serve once the store lease holds (or the first probe failed).
         await asyncio.wait({asyncio.ensure_future(leased.wait()), tasks[-2]},
                            return_when=asyncio.FIRST_COMPLETED)
-        control = None
+        control = bus = bus_client = None
         try:
             # With NEUROGATE_NATS_URL: join the cluster (heartbeat into its node bucket,
-            # pauses across nodes, the NATS delivery lease).
+            # pauses across nodes, the NATS delivery lease), on the control plane's thread.
             control = app.state.control = await start_control_plane(gateway,
                                                                     version=__version__)
             app.state.membership = control.membership if control is not None else None
+            if control is not None:
+                # Streams across nodes: this node's apps get other nodes' devices. The bus
+                # runs on this loop, so it has a NATS connection of its own.
+                bus_client = await connect_nats(gateway.settings)
+                bus = app.state.bus = await start_bus(gateway.hub, bus_client,
+                                                      gateway.settings)
             yield
         finally:
+            if bus is not None:
+                await bus.stop()
+            if bus_client is not None:
+                with contextlib.suppress(Exception):
+                    await bus_client.close()
             if control is not None:
                 await control.stop()
             gateway.on_change = None
@@ -177,6 +190,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.state.gateway = gateway
     app.state.membership = None  # a cluster.Membership once joined (NEUROGATE_NATS_URL)
     app.state.control = None  # its cluster.control.ControlPlane
+    app.state.bus = None  # the cluster's stream bus (cluster.bus.StreamBus) once joined
     errors.install(app)
     openapi.install(app)
     security.install(app, gateway.settings)
@@ -214,6 +228,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         body: dict[str, Any] = {"status": "ok", "version": __version__}
         if app.state.control is not None:
             body["cluster"] = await app.state.control.health()
+            if app.state.bus is not None:  # streams across nodes
+                body["cluster"]["bus"] = app.state.bus.health()
         return body
 
     return app

@@ -34,7 +34,8 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _serve(host: str | None, port: int | None, nats: str | None = None) -> None:
+def _serve(host: str | None, port: int | None, nats: str | None = None, *,
+           workers: int = 1, reuse_port: bool = False) -> None:
     import uvicorn
 
     from neurogate.gateway._server import uvicorn_options
@@ -51,10 +52,41 @@ def _serve(host: str | None, port: int | None, nats: str | None = None) -> None:
             err.print(str(exc).splitlines()[2].strip().removeprefix("Value error, ")
                       .split(" [type=")[0], markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc
+    if workers != 1 or reuse_port:
+        _serve_workers(settings, host or settings.host, port or settings.port,
+                       workers=workers, reuse_port=reuse_port)
+        return
     # No Server header; WebSocket messages above the protocol's size refused unread; request
     # heads and bodies read within NEUROGATE_HEADER/BODY_TIMEOUT_SECONDS (_server.py).
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
                 log_level="info", **uvicorn_options(settings))
+
+
+def _serve_workers(settings: Any, host: str, port: int, *, workers: int,
+                   reuse_port: bool) -> None:
+    """``--workers N``: N nodes on one port; ``--reuse-port``: one of them."""
+    import uvicorn
+
+    from neurogate.gateway._server import uvicorn_options
+    from neurogate.gateway.app import create_app
+    from neurogate.gateway.cluster.workers import (
+        WorkersRefused,
+        check_workers,
+        reuse_port_socket,
+        run_workers,
+    )
+
+    try:
+        check_workers(settings, workers)
+    except WorkersRefused as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    if not reuse_port:
+        raise typer.Exit(run_workers(settings, workers, host=host, port=port))
+    sock = reuse_port_socket(host, port)
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info",
+                            **uvicorn_options(settings))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @app.command()
@@ -62,9 +94,14 @@ def serve(host: str = typer.Option(None, help="Address to listen on (default fro
           port: int = typer.Option(None, help="Port to listen on (default from settings)."),
           nats: str = typer.Option(None, help="Join the cluster at this NATS server, e.g. "
                                    "nats://127.0.0.1:4222 (default: NEUROGATE_NATS_URL)."),
+          workers: int = typer.Option(1, help="Start this many nodes on this machine, on "
+                                      "the same port (node ids <node id>-1 ...); more than "
+                                      "1 needs NATS and a PostgreSQL database."),
+          reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True,
+                                          help="Bind with SO_REUSEPORT (one of --workers)."),
           ) -> None:
     """Run the gateway (migrates the database first)."""
-    _serve(host, port, nats)
+    _serve(host, port, nats, workers=workers, reuse_port=reuse_port)
 
 
 @db_app.command("upgrade")

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from neurogate_client.wire import (
@@ -321,6 +321,15 @@ _SEQUENCE_AT = 4  # magic (2 bytes), version, kind, then the uint32 sequence
 _KINDS = {"raw": KIND_RAW, "filtered": KIND_FILTERED}
 
 
+class FrameExport(Protocol):
+    """Where products other nodes take go (the cluster's stream bus)."""
+
+    def wanted(self, stream: LiveStream) -> frozenset[str]: ...
+
+    def publish(self, stream: LiveStream, batch: dict[str, list[Frame]],
+                products: frozenset[str]) -> None: ...
+
+
 class StreamHub:
     """Every live stream and subscription of this gateway process."""
 
@@ -339,6 +348,7 @@ class StreamHub:
         self.changes: dict[ChangeKey, int] = collections.defaultdict(int)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.reevaluate: Callable[[Subscription], Any] | None = None  # set by the gateway
+        self.exports: FrameExport | None = None  # set by the cluster's stream bus
         self._lock = threading.Lock()
         self._now = now
 
@@ -404,8 +414,10 @@ class StreamHub:
         if samples is None:
             return notices
         groups = self._groups(stream)
+        exported = self.exports.wanted(stream) if self.exports is not None else frozenset()
         try:
-            batch = stream.pipeline.push(samples, t0, products={p for p, _ in groups})
+            batch = stream.pipeline.push(samples, t0,
+                                         products={p for p, _ in groups} | exported)
         except SignalError as exc:
             # Dropped for its content, like rows 6 and 7: the same number may come again.
             sequence = ((stream.expected_sequence or 0) - 1) & SEQUENCE_MASK
@@ -420,6 +432,8 @@ class StreamHub:
         stream.samples += samples.shape[1]
         for key, subs in groups.items():
             self._fan_out(stream, key, subs, batch[key[0]])
+        if exported and self.exports is not None:
+            self.exports.publish(stream, batch, exported)
         if len(stream.reducers) > len(groups):  # nobody takes these any more
             for key in [k for k in stream.reducers if k not in groups]:
                 del stream.reducers[key]
@@ -448,6 +462,14 @@ class StreamHub:
                 del targets[sub_id]
         order = stream.product_order
         return dict(sorted(groups.items(), key=lambda item: order[item[0][0]]))
+
+    def deliver_remote(self, stream: LiveStream, product: str, frames: list[Frame]) -> None:
+        """Frames of a stream whose pipeline runs on another node (the cluster's stream
+        bus): gated, reduced and fanned out to this node's subscriptions as a local
+        stream's are."""
+        for key, subs in self._groups(stream).items():
+            if key[0] == product:
+                self._fan_out(stream, key, subs, frames)
 
     @staticmethod
     def _fan_out(stream: LiveStream, key: tuple[str, Resolution], subs: list[Subscription],

@@ -1,4 +1,5 @@
-"""Gateway nodes as one cluster over NATS: membership, and pauses across nodes.
+"""Gateway nodes as one cluster over NATS: membership (here), pauses across nodes
+(``control``), the stream bus (``bus``), several nodes on one machine (``workers``).
 
 ``control`` imports the gateway's state; import it as ``neurogate.gateway.cluster.control``.
 """
