@@ -99,10 +99,9 @@ def steps_table(bench: dict[str, Any], system: str, setting: str) -> str:
                    "dropped", "server CPU %", "server RSS MiB", "other processes CPU %"], rows)
 
 
-def other_tables(bench: dict[str, Any]) -> str:
-    """Revocation, policy and the processing limit."""
-    rev, pol = bench["revocation"], bench["policy"]
-    parts = [_table(["revocation", "value"], [
+def revocation_rows(rev: dict[str, Any]) -> list[list[str]]:
+    """One revocation run's figures (one node's, or across a cluster's nodes)."""
+    return [
         ["trials (completed)", f"{rev['trials']} ({rev['completed']})"],
         ["background streams (setting), beside the trials' own devices",
          f"{rev['background_streams']} ({rev.get('background_setting', '8ch-250Hz')})"],
@@ -117,7 +116,18 @@ def other_tables(bench: dict[str, Any]) -> str:
         ["'revoked' message and close code 4410", f"{rev['revoked_message_and_4410']}"],
         ["subscribe handshake (full decision), p50 / p99 ms",
          f"{rev['subscribe_ms']['p50']} / {rev['subscribe_ms']['p99']}"],
-    ])]
+    ]
+
+
+def other_tables(bench: dict[str, Any]) -> str:
+    """Revocation (on one node, and across nodes with --nodes), policy and the
+    processing limit."""
+    rev, pol = bench["revocation"], bench["policy"]
+    parts = [_table(["revocation", "value"], revocation_rows(rev))]
+    across = bench.get("gateway_cluster", {}).get("revocation")
+    if across is not None:
+        parts.append(_table(["revocation across nodes (REST and devices on node 1, apps on "
+                             "node 2)", "value"], revocation_rows(across)))
     cold, warm = pol["cold"], pol["warm"]
     parts.append(_table(["policy", "p50", "p99"], [
         ["cold: `decide`, allowed (Cedar) ms", _fmt(cold["allow_ms"]["p50"]),

@@ -84,6 +84,8 @@ class _TrialApp:
 
 
 def _trial(clinic: BenchClinic, subject: str, base_ws: str, token: str) -> dict[str, Any]:
+    """One revocation: the app subscribes at ``base_ws``, the clinic (whose REST API may be
+    another node's) grants and revokes."""
     consent = clinic.grant("clinical", subject)
     url = (f"{base_ws}/v1/stream/subscribe?subject={clinic.pseudonym('clinical', subject)}"
            f"&purpose=clinical_monitoring&format=json")
@@ -118,15 +120,20 @@ def _trial(clinic: BenchClinic, subject: str, base_ws: str, token: str) -> dict[
 
 def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, background: int,
                    say: Say, subjects: int = 8,
-                   background_setting: StreamSetting = CYTON) -> dict[str, Any]:
+                   background_setting: StreamSetting = CYTON,
+                   app_server: ServerProcess | None = None) -> dict[str, Any]:
     """``trials`` revocations during streaming; their timing and any late frames.
 
     Trials take turns over ``subjects`` subjects, each with its own streaming device, so
     that no subject's consent history grows unrealistically long (the gateway's decision
     reads the whole history; see ``docs/benchmarks.md``). ``background`` more streams
-    run with their two apps each, of ``background_setting``.
+    run with their two apps each, of ``background_setting``. The devices connect to
+    ``server`` and the revocations go through ``clinic`` (its REST API); with
+    ``app_server`` (another node of a cluster) the trial apps subscribe there, so each
+    revocation crosses nodes.
     """
     ws = server.url.replace("http://", "ws://")
+    app_ws = (app_server or server).url.replace("http://", "ws://")
     streamer = Worker(device_worker, "revocation devices")
     rest = GatewaySystem(background_setting, server, clinic) if background else None
     people = []
@@ -151,7 +158,7 @@ def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, back
         for i in range(trials):
             if time.monotonic() - token_at > 300:
                 token, token_at = clinic.token(clinic.apps["clinical"]), time.monotonic()
-            results.append(_trial(clinic, people[i % len(people)], ws, token))
+            results.append(_trial(clinic, people[i % len(people)], app_ws, token))
             if (i + 1) % 50 == 0:
                 say(f"  revocation: {i + 1}/{trials} trials")
     finally:
@@ -169,6 +176,7 @@ def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, back
         "subjects": len(people),
         "background_streams": background,
         "background_setting": background_setting.name,
+        "app_node": app_server.url if app_server is not None else None,
         "streaming_devices": len(people) + background,
         "closed_ms": summary(closed),
         "ack_ms": summary([r["ack_ms"] for r in done]),

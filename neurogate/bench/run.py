@@ -188,6 +188,12 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print, *, nodes: int = 
                 subjects=config.revocation_subjects, background_setting=background_setting)
             gateway["process"]["pid_rss_end_mib"] = round(process.memory_info().rss / 2**20, 1)
             clinic.http.close()
+            if nodes_up:
+                say(f"Revocation across nodes: {config.revocation_trials} trials (devices "
+                    "and REST on node 1, the apps on node 2)...")
+                cluster_out["revocation"] = run_revocation(
+                    nodes_up[0], cluster_clinic, config.revocation_trials, 0, say,
+                    subjects=config.revocation_subjects, app_server=nodes_up[1])
         finally:
             cluster_stack.close()
             if recorder is not None:

@@ -19,6 +19,7 @@ import collections
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,9 @@ from neurogate.recordings import (
 log = logging.getLogger("neurogate.recording")
 SAMPLE_PRODUCTS = ("raw", "filtered")
 BATCH_SECONDS = 0.5  # how long delivered messages may gather before the thread takes them
+# Messages taken between two releases of the GIL: the event loop (which delivers to apps)
+# waits at most this much writer work (about 0.2 ms) instead of a whole batch.
+YIELD_EVERY = 64
 
 
 @dataclass
@@ -119,7 +123,11 @@ class RecordingWriter:
         while True:
             self._wake.wait(BATCH_SECONDS)
             self._wake.clear()
+            taken = 0
             while pending:
+                taken += 1
+                if taken % YIELD_EVERY == 0:
+                    time.sleep(0)  # let the event loop have the GIL: no long stall of it
                 recording_id, item = pending.popleft()
                 if item is _STOP:
                     for rid in list(self._open):
@@ -204,6 +212,7 @@ class RecordingWriter:
         buffer = current.buffers.pop(product, [])
         if not buffer:
             return
+        time.sleep(0)  # a segment is the writer's largest piece of work: let the loop in first
         if isinstance(buffer[0], bytes):
             segment = self._frames_segment(current, product, buffer)
         else:

@@ -12,7 +12,7 @@ import pytest
 
 from neurogate.bench.cluster import nats_url, postgres_url
 from neurogate.bench.config import CYTON, tiny
-from neurogate.bench.report import ratios_table, streams_table
+from neurogate.bench.report import other_tables, ratios_table, streams_table
 from neurogate.bench.run import TOP_KEYS, run_bench
 from tests.bench.test_run import _check_system
 from tests.conftest import skip_or_fail
@@ -55,6 +55,12 @@ def test_bench_with_two_nodes_reports_the_cluster_beside_one_node(tmp_path: Path
     assert isinstance(ratios["cluster_streams"], int)
     assert ratios["cluster_over_gateway"] is None or isinstance(
         ratios["cluster_over_gateway"], float)
+
+    across = cluster["revocation"]
+    assert across["trials"] == config.revocation_trials
+    assert across["app_node"].startswith("http://127.0.0.1:")  # node 2, not the devices' node
+    assert isinstance(across["closed_ms"], dict) and isinstance(across["late_frames"], int)
+    assert "revocation across nodes" in other_tables(result)
 
     table = streams_table(result)
     for label in ("NeuroGate, 2 nodes", "NeuroGate", "bare relay"):

@@ -283,3 +283,45 @@ def test_a_device_fails_over_when_its_node_dies(
     verify = neurogate("audit", "verify", env=gateway_env(
         tmp_path, NEUROGATE_DATABASE_URL=postgres_database))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_a_revocation_through_node_3_closes_the_apps_on_nodes_2_and_3(
+        postgres_database: str, nats_url: str, bucket: str, tmp_path: Path) -> None:
+    """A device on node 1 streams to the app on node 2 and on node 3 over the bus; the
+    consent is revoked through node 3's REST API: both apps close with ``revoked`` (4410),
+    no frame produced after the commit reaches either, and node 1 stops publishing."""
+    with three_nodes(postgres_database, nats_url, bucket, tmp_path) as (
+            servers, clinic, client):
+        node1, node2, node3 = (s.url for s in servers)
+        pseudonym = client.get("/v1/consents", headers=clinic.as_("clinic_app")).json()[
+            0]["subject"]
+        apps = [subscribe(node, app_token(node, clinic.secrets["clinic_app"]), pseudonym,
+                          "clinical_monitoring") for node in (node2, node3)]
+        for app in apps:
+            assert app.first["type"] == "subscribed", app.first
+        _interest_reached(node1, {"node-2", "node-3"})
+        device_sock, _ = open_device(node1, app_token(node1, clinic.secrets["dev1"]))
+        device = DeviceThread(device_sock).start()
+        try:
+            assert wait_until(lambda: all(app.data() for app in apps), 20), (
+                "the apps on nodes 2 and 3 get the stream of node 1")
+            with httpx.Client(base_url=node3, timeout=30) as rest:
+                revoked = rest.post(f"/v1/consents/{clinic.ids['c_adult1_clinic']}/revoke",
+                                    headers=clinic.as_("adult1"))
+            assert revoked.status_code == 200, revoked.text
+            acknowledged = time.time()  # the commit happened before the call returned
+            for app in apps:
+                app.wait_closed(10)
+            time.sleep(0.5)  # the device streams on past the revocation
+        finally:
+            device.stop()
+        for node, app in zip(("node 2", "node 3"), apps, strict=True):
+            assert app.close_code == 4410, f"the app on {node} closed with {app.close_code}"
+            revoked_messages = [m for _, m in app.messages
+                                if isinstance(m, dict) and m["type"] == "revoked"]
+            assert revoked_messages and revoked_messages[0]["reason"] == "consent.revoked"
+            late = [m for m in app.data() if m["t"] > acknowledged]
+            assert late == [], f"{len(late)} frames after the commit reached the app on {node}"
+        assert device.sent_frames > 0
+        assert wait_until(lambda: httpx.get(f"{node1}/healthz", timeout=5).json()[
+            "cluster"]["bus"]["interest_from"] == [], float(LEASE) + 5)
