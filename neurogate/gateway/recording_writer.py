@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from neurogate_client.wire import HEADER_SIZE, KIND_RAW, decode_header
+from sqlmodel import Session
 
 from neurogate.consent.models import Recording, utcnow
 from neurogate.errors import NeurogateError
@@ -82,6 +83,8 @@ class RecordingWriter:
         self._queue: collections.deque[tuple[str, object]] = collections.deque()
         self._wake = threading.Event()  # set for what must not wait for the next batch
         self._open: dict[str, _Open] = {}
+        # Segments cut and not yet written: (recording id, its state, index, segment).
+        self._due: list[tuple[str, _Open, int, SegmentData]] = []
         self._thread: threading.Thread | None = None
         self.idle = threading.Event()
 
@@ -134,6 +137,7 @@ class RecordingWriter:
                         self._finish(rid, "gateway_stop")
                     return
                 if isinstance(item, threading.Event):
+                    self._write_due()
                     item.set()
                     continue
                 try:
@@ -141,6 +145,10 @@ class RecordingWriter:
                 except Exception:  # never let one recording end the writer of all
                     log.exception("recording %s: unexpected writer failure", recording_id)
                     self._fail(recording_id, "write_failed")
+            try:
+                self._write_due()
+            except Exception:  # as above: the writer goes on for the others
+                log.exception("recordings: unexpected failure writing segments")
 
     def _handle(self, recording_id: str, item: object) -> None:
         if isinstance(item, _Open):
@@ -221,25 +229,56 @@ class RecordingWriter:
                                   np.concatenate([b[1] for b in buffer], axis=axis),
                                   buffer[0][2], buffer[0][3])
         index = current.index.get(product, 0)
-        try:
-            try:
-                written = self._write(recording_id, index, segment)
-            except RecordingError:
-                fresh = self.reload_keyring() if self.reload_keyring is not None else None
-                if fresh is None or fresh.keys == self.keyring.keys:
-                    raise
-                self.keyring = fresh  # the key file was rotated while recording: retry
-                written = self._write(recording_id, index, segment)
-            if not written:
-                current.failed = True  # erased or stopped meanwhile: keep nothing
-                return
-        except (OSError, NeurogateError) as exc:
-            log.warning("recording %s stopped: writing a segment failed (%s)", recording_id,
-                        type(exc).__name__)
-            self._fail(recording_id, "write_failed")
-            return
         current.index[product] = index + 1
-        current.segments += 1
+        self._due.append((recording_id, current, index, segment))
+
+    def _write_due(self) -> None:
+        """Write every segment cut since the last call, in one transaction: a transaction
+        per segment cost the event loop more (in the GIL) than the writing itself."""
+        due = [d for d in self._due if not d[1].failed]
+        self._due = []
+        if not due:
+            return
+        self._refresh()
+        failed: dict[str, str] = {}
+        written: list[_Open] = []
+        try:
+            with self.gateway.transaction() as session:
+                for recording_id, current, index, segment in due:
+                    if recording_id in failed or current.failed:
+                        continue
+                    recording = session.get(Recording, recording_id)
+                    if recording is None or recording.stopped_at is not None:
+                        current.failed = True  # erased or stopped meanwhile: keep nothing
+                        continue
+                    try:
+                        self._write_one(session, recording, index, segment)
+                    except (OSError, RecordingError) as exc:
+                        failed[recording_id] = type(exc).__name__
+                        continue
+                    written.append(current)
+        except NeurogateError as exc:  # the store: nothing of this batch was stored
+            failed.update({d[0]: exc.code for d in due if d[0] not in failed})
+            written = []
+        for current in written:
+            current.segments += 1
+        for recording_id, why in failed.items():
+            log.warning("recording %s stopped: writing a segment failed (%s)", recording_id,
+                        why)
+            self._fail(recording_id, "write_failed")
+
+    def _write_one(self, session: Session, recording: Recording, index: int,
+                   segment: SegmentData) -> None:
+        try:
+            write_segment(session=session, store=self.store, keyring=self.keyring,
+                          recording=recording, index=index, segment=segment)
+        except RecordingError:
+            fresh = self.reload_keyring() if self.reload_keyring is not None else None
+            if fresh is None or fresh.keys == self.keyring.keys:
+                raise
+            self.keyring = fresh  # the key file was rotated while recording: retry
+            write_segment(session=session, store=self.store, keyring=self.keyring,
+                          recording=recording, index=index, segment=segment)
 
     def _refresh(self) -> None:
         """Reload the keyring when its key file changed (a rotation), so that no data key
@@ -257,16 +296,6 @@ class RecordingWriter:
             if fresh is not None:
                 self.keyring = fresh
 
-    def _write(self, recording_id: str, index: int, segment: SegmentData) -> bool:
-        self._refresh()
-        with self.gateway.transaction() as session:
-            recording = session.get(Recording, recording_id)
-            if recording is None or recording.stopped_at is not None:
-                return False
-            write_segment(session=session, store=self.store, keyring=self.keyring,
-                          recording=recording, index=index, segment=segment)
-            return True
-
     def _finish(self, recording_id: str, reason: str) -> None:
         current = self._open.get(recording_id)
         if current is None:
@@ -274,6 +303,7 @@ class RecordingWriter:
         if not current.failed:
             for product in list(current.buffers):
                 self._flush(recording_id, current, product)
+            self._write_due()
         if not current.failed:
             self._close(recording_id, reason, current.segments)
         self._open.pop(recording_id, None)

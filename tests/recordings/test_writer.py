@@ -78,3 +78,41 @@ def test_a_failing_disk_stops_the_recording_with_a_ledger_leaf(
                  if leaf.entry and b"recording.stop" in leaf.entry]
     assert [(s["recording"], s["reason_code"]) for s in stops] == [
         (recording_id, "write_failed")]
+
+
+def test_one_recording_failing_leaves_the_others_of_the_same_batch_written(
+        gateway: Gateway, store: SegmentStore, keyring: Keyring) -> None:
+    """Segments of several recordings go to the store together; one that cannot be
+    written (its subject's data key is gone) stops with ``write_failed``, and the other
+    recording's segments of the same batches are all stored."""
+    from neurogate.consent.models import Subject
+
+    kept_subject, kept_consent = add_subject(gateway)
+    lost_subject, lost_consent = add_subject(gateway)
+    kept = add_recording(gateway, kept_subject, kept_consent)
+    lost = add_recording(gateway, lost_subject, lost_consent)
+    with gateway.transaction() as session:  # erased: no data key may be made for it
+        subject = session.get(Subject, lost_subject)
+        assert subject is not None
+        subject.erased_at = subject.created_at
+        session.add(subject)
+    failed: list[str] = []
+    writer = RecordingWriter(gateway, store=store, keyring=keyring, segment_seconds=1.0,
+                             on_failed=failed.append)
+    writer.start()
+    for recording_id, subject_id in ((kept, kept_subject), (lost, lost_subject)):
+        writer.open(recording_id, subject_id=subject_id, channel_names=CHANNELS,
+                    rates={"raw": RATE})
+    _feed(writer, kept, 3.5)
+    _feed(writer, lost, 3.5)
+    assert writer.drain()
+    writer.finish(kept, "stream_ended")
+    assert writer.drain()
+    writer.stop()
+    assert failed == [lost]
+    with gateway.transaction() as session:
+        assert [(r.product, r.index) for r in segments_of(session, kept)] == [
+            ("band_power", 0), ("raw", 0), ("raw", 1), ("raw", 2), ("raw", 3)]
+        assert segments_of(session, lost) == []
+        stopped = {r.id: r.stop_reason for r in session.exec(select(Recording)).all()}
+    assert stopped == {kept: "stream_ended", lost: "write_failed"}
