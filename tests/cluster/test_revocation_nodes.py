@@ -4,12 +4,13 @@ Three gateway nodes in this process, each with its app lifespan on its own TestC
 event loop and its own control plane (thread, loop, NATS connection), share one
 PostgreSQL database and one NATS. Each run places each streamed subject's device on a
 random node, with every app subscription to that subject on the same node (streams do
-not cross nodes in this test); every consent change (grant, revoke, expiry sweep) commits
-through a random node. The machine's rules, model and checks are the single-node
-machine's: nothing made after a revocation or expiry committed is delivered, nothing is
-delivered while a consent is closed, no subscription is open while its consent is closed
-(checked after every step, so right after a commit made on another node), and once
-re-evaluations settle on every node, every consented subscription is open and receives.
+not cross nodes in this test: each node's stream bus is stopped); every consent change
+(grant, revoke, expiry sweep) commits through a random node. The machine's rules, model
+and checks are the single-node machine's: nothing made after a revocation or expiry
+committed is delivered, nothing is delivered while a consent is closed, no subscription
+is open while its consent is closed (checked after every step, so right after a commit
+made on another node), and once re-evaluations settle on every node, every consented
+subscription is open and receives.
 """
 
 from __future__ import annotations
@@ -207,6 +208,13 @@ def cluster_world(postgres_database: str, nats_url: str, bucket: str,
     try:
         for client in clients:
             entered.append(client.__enter__())
+            # The model tracks what each device's own node delivers; a stream bus would
+            # also carry frames to a previous run's subscriptions left on other nodes.
+            # Streams across nodes are tests/cluster/test_cross_node.py's.
+            bus = client.app.state.bus  # type: ignore[attr-defined]
+            if bus is not None:
+                client.portal.call(bus.stop)
+                client.app.state.bus = None  # type: ignore[attr-defined]
         nodes = [Node(gateway, client) for gateway, client in zip(gateways, clients, strict=True)]
         world = _build_world(build_clinic(clients[0], gateways[0]), gateways[0])
         yield ClusterWorld(**vars(world), nodes=nodes,
