@@ -10,20 +10,16 @@ import asyncio
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import nats
 import numpy as np
 import pytest
-import sqlalchemy as sa
 from neurogate_client import DeviceClient
 
-from neurogate.consent.db import get_engine
 from neurogate.devices import DeviceInfo
+from tests.cluster.nodes import LEASE, assert_revoked, three_nodes
 from tests.devices.live_gateway import (
     RealtimePusher,
     app_sample_count,
@@ -32,9 +28,6 @@ from tests.devices.live_gateway import (
     wait_until,
 )
 from tests.e2e.conftest import (
-    ServerProcess,
-    clinic_server,
-    free_port,
     gateway_env,
     neurogate,
 )
@@ -47,11 +40,10 @@ from tests.e2e.live import (
     subscribe,
     synthetic_uv,
 )
-from tests.gateway.conftest import Clinic, notice
+from tests.gateway.conftest import notice
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres, pytest.mark.e2e]
 
-LEASE = "2"
 LAYOUT = DeviceInfo(("C3", "C4"), ("eeg", "eeg"), ("V", "V"), RATE)
 
 
@@ -120,29 +112,6 @@ def _raw_samples(app: AppReceiver) -> np.ndarray:
 
 def _by_time(app: AppReceiver, product: str) -> dict[float, list[float]]:
     return {round(m["t"], 6): m["data"] for m in app.data() if m["product"] == product}
-
-
-@contextmanager
-def three_nodes(database: str, nats_url: str, bucket: str, data_dir: Path
-                ) -> Iterator[tuple[list[ServerProcess], Clinic, httpx.Client]]:
-    """Nodes 1, 2 and 3 on one fresh PostgreSQL database and one NATS, the test clinic in
-    it (node 1 seeds it)."""
-    with get_engine(database).begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    common = {"NEUROGATE_DATABASE_URL": database, "NEUROGATE_NATS_URL": nats_url,
-              "NEUROGATE_CLUSTER_BUCKET": bucket, "NEUROGATE_CLUSTER_LEASE_SECONDS": LEASE}
-    env = {n: gateway_env(data_dir, NEUROGATE_NODE_ID=f"node-{n}", **common) for n in (1, 2, 3)}
-    with clinic_server(data_dir, env=env[1], database_url=database) as (
-            first, clinic, client, _):
-        servers = [first] + [ServerProcess(env=env[n], port=free_port()) for n in (2, 3)]
-        try:
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(ServerProcess.start, servers[1:]))
-            yield servers, clinic, client
-        finally:
-            for server in servers[1:]:
-                server.stop()
 
 
 def test_a_device_on_node_1_reaches_apps_on_nodes_2_and_3(
@@ -316,12 +285,7 @@ def test_a_revocation_through_node_3_closes_the_apps_on_nodes_2_and_3(
         finally:
             device.stop()
         for node, app in zip(("node 2", "node 3"), apps, strict=True):
-            assert app.close_code == 4410, f"the app on {node} closed with {app.close_code}"
-            revoked_messages = [m for _, m in app.messages
-                                if isinstance(m, dict) and m["type"] == "revoked"]
-            assert revoked_messages and revoked_messages[0]["reason"] == "consent.revoked"
-            late = [m for m in app.data() if m["t"] > acknowledged]
-            assert late == [], f"{len(late)} frames after the commit reached the app on {node}"
+            assert_revoked(app, acknowledged, node)
         assert device.sent_frames > 0
         assert wait_until(lambda: httpx.get(f"{node1}/healthz", timeout=5).json()[
             "cluster"]["bus"]["interest_from"] == [], float(LEASE) + 5)

@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
-from neurogate.consent.db import get_engine
-from tests.e2e.conftest import ServerProcess, clinic_server, free_port, gateway_env, neurogate
+from tests.cluster.nodes import assert_revoked, cluster_env, three_nodes
+from tests.e2e.conftest import ServerProcess, gateway_env, neurogate
 from tests.e2e.live import DeviceThread, app_token, open_device, subscribe
 
 pytestmark = [pytest.mark.nats, pytest.mark.postgres, pytest.mark.e2e]
-
-LEASE = "2"
-
 
 def _live(server: ServerProcess) -> set[str]:
     cluster = httpx.get(f"{server.url}/healthz", timeout=5).json()["cluster"]
@@ -44,78 +39,58 @@ def test_nodes_join_list_each_other_and_a_killed_node_leaves(
     its lease while nodes 1 and 2 stay; the CLI and /metrics agree. A consent revoked
     through node 1 closes the app open on node 2 with ``revoked`` (4410), no frame
     produced after the commit reaches it, and a new subscription there is refused."""
-    with get_engine(postgres_database).begin() as conn:
-        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-        conn.execute(sa.text("CREATE SCHEMA public"))
-    common = {"NEUROGATE_DATABASE_URL": postgres_database, "NEUROGATE_NATS_URL": nats_url,
-              "NEUROGATE_CLUSTER_BUCKET": bucket, "NEUROGATE_CLUSTER_LEASE_SECONDS": LEASE}
-    env = {n: gateway_env(tmp_path, NEUROGATE_NODE_ID=f"node-{n}", **common) for n in (1, 2, 3)}
-    with clinic_server(tmp_path, env=env[1], database_url=postgres_database) as (
-            first, clinic, client, _):
-        servers = [first] + [ServerProcess(env=env[n], port=free_port()) for n in (2, 3)]
-        try:
-            with ThreadPoolExecutor(2) as pool:
-                list(pool.map(ServerProcess.start, servers[1:]))
-            everyone = {"node-1", "node-2", "node-3"}
-            assert _until(servers[0], everyone) == everyone
-            assert _live(servers[2]) == everyone
-            health = httpx.get(f"{servers[1].url}/healthz", timeout=5).json()["cluster"]
-            assert (health["node_id"], health["nats"]) == ("node-2", "ok")
-            assert (health["delivering"], health["reason"]) == (True, None)
-            assert all(node["delivering"] for node in health["nodes"])
-            addresses = {n["node_id"]: n["address"] for n in health["nodes"]}
-            assert addresses["node-3"] == servers[2].url
+    common = cluster_env(postgres_database, nats_url, bucket)
+    with three_nodes(postgres_database, nats_url, bucket, tmp_path) as (
+            servers, clinic, client):
+        everyone = {"node-1", "node-2", "node-3"}
+        assert _until(servers[0], everyone) == everyone
+        assert _live(servers[2]) == everyone
+        health = httpx.get(f"{servers[1].url}/healthz", timeout=5).json()["cluster"]
+        assert (health["node_id"], health["nats"]) == ("node-2", "ok")
+        assert (health["delivering"], health["reason"]) == (True, None)
+        assert all(node["delivering"] for node in health["nodes"])
+        addresses = {n["node_id"]: n["address"] for n in health["nodes"]}
+        assert addresses["node-3"] == servers[2].url
 
-            status = neurogate("cluster", "status",
-                               env=gateway_env(tmp_path, COLUMNS="200", **common))
-            assert status.returncode == 0, status.stderr
-            assert "3 live nodes" in status.stdout
-            assert all(f"node-{n}" in status.stdout for n in (1, 2, 3))
-            rows = [line for line in status.stdout.splitlines() if "node-" in line]
-            assert "delivering" in status.stdout and len(rows) == 3
-            assert all(" yes " in row for row in rows), status.stdout
+        status = neurogate("cluster", "status",
+                           env=gateway_env(tmp_path, COLUMNS="200", **common))
+        assert status.returncode == 0, status.stderr
+        assert "3 live nodes" in status.stdout
+        assert all(f"node-{n}" in status.stdout for n in (1, 2, 3))
+        rows = [line for line in status.stdout.splitlines() if "node-" in line]
+        assert "delivering" in status.stdout and len(rows) == 3
+        assert all(" yes " in row for row in rows), status.stdout
 
-            servers[2].kill(signal.SIGKILL)
-            assert _until(servers[0], {"node-1", "node-2"}) == {"node-1", "node-2"}
-            assert _live(servers[1]) == {"node-1", "node-2"}
+        servers[2].kill(signal.SIGKILL)
+        assert _until(servers[0], {"node-1", "node-2"}) == {"node-1", "node-2"}
+        assert _live(servers[1]) == {"node-1", "node-2"}
 
-            # A device and an app on node 2; the consent is revoked through node 1.
-            url = servers[1].url
-            pseudonym = client.get("/v1/consents", headers=clinic.as_("clinic_app")).json()[
-                0]["subject"]
-            device_sock, _ = open_device(url, app_token(url, clinic.secrets["dev1"]))
-            device = DeviceThread(device_sock).start()
-            token = app_token(url, clinic.secrets["clinic_app"])
-            app = subscribe(url, token, pseudonym, "clinical_monitoring")
-            deadline = time.monotonic() + 20
-            while not app.data() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-            assert 'neurogate_streams{node="node-2"} 1.0' in metrics
-            assert 'neurogate_subscribers{node="node-2"} 1.0' in metrics
-            assert 'neurogate_nats_up{node="node-2"} 1.0' in metrics
-            revoked = client.post(f"/v1/consents/{clinic.ids['c_adult1_clinic']}/revoke",
-                                  headers=clinic.as_("adult1"))
-            assert revoked.status_code == 200, revoked.text
-            acknowledged = time.time()
-            again = subscribe(url, token, pseudonym, "clinical_monitoring")
-            again.wait_closed(10)
-            app.wait_closed(10)
-            time.sleep(0.5)  # the device streams on past the revocation
-            device.stop()
-            app.close()
-            assert again.first["type"] == "refused"
-            assert again.first["reasons"] == ["consent.revoked"]
-            assert app.close_code == 4410
-            revoked_messages = [m for _, m in app.messages
-                                if isinstance(m, dict) and m["type"] == "revoked"]
-            assert revoked_messages and revoked_messages[0]["reason"] == "consent.revoked"
-            # As in tests/e2e/test_streaming.py: data messages carry the stream time of
-            # their first sample (device clock = wall clock); the commit happened before
-            # the call returned, so a frame that starts after that was made after it.
-            late = [m for m in app.data() if m["t"] > acknowledged]
-            assert late == [], f"{len(late)} frames after the commit reached node 2's app"
-            assert device.sent_frames > 0
-        finally:
-            for server in servers[1:]:
-                server.stop()
+        # A device and an app on node 2; the consent is revoked through node 1.
+        url = servers[1].url
+        pseudonym = client.get("/v1/consents", headers=clinic.as_("clinic_app")).json()[
+            0]["subject"]
+        device_sock, _ = open_device(url, app_token(url, clinic.secrets["dev1"]))
+        device = DeviceThread(device_sock).start()
+        token = app_token(url, clinic.secrets["clinic_app"])
+        app = subscribe(url, token, pseudonym, "clinical_monitoring")
+        deadline = time.monotonic() + 20
+        while not app.data() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        assert 'neurogate_streams{node="node-2"} 1.0' in metrics
+        assert 'neurogate_subscribers{node="node-2"} 1.0' in metrics
+        assert 'neurogate_nats_up{node="node-2"} 1.0' in metrics
+        revoked = client.post(f"/v1/consents/{clinic.ids['c_adult1_clinic']}/revoke",
+                              headers=clinic.as_("adult1"))
+        assert revoked.status_code == 200, revoked.text
+        acknowledged = time.time()
+        again = subscribe(url, token, pseudonym, "clinical_monitoring")
+        again.wait_closed(10)
+        app.wait_closed(10)
+        time.sleep(0.5)  # the device streams on past the revocation
+        device.stop()
+        app.close()
+        assert again.first["type"] == "refused"
+        assert again.first["reasons"] == ["consent.revoked"]
+        assert_revoked(app, acknowledged, "node 2")
+        assert device.sent_frames > 0
