@@ -36,6 +36,7 @@ from neurogate.consent.db import get_engine
 from neurogate.gateway.app import create_app
 from neurogate.gateway.cluster.control import ControlPlane
 from neurogate.gateway.state import Gateway, build_gateway
+from neurogate.gateway.streams import StreamHub
 from neurogate.settings import Settings
 from tests.gateway.conftest import BASE_URL, FAST_HASHING, build_clinic
 from tests.gateway.test_revocation_machine import (
@@ -180,14 +181,8 @@ class ClusterRevocationMachine(RevocationMachine):
         with self.world.on(self.world.node_of(tracked.key)):
             return super().deliver(tracked)
 
-    def teardown(self) -> None:
-        try:
-            while self.deciding:
-                self.register_oldest(binary=False)
-            self.check_settled()
-        finally:
-            for t in self.tracked:
-                self.world.nodes[self.world.node_of(t.key)].gateway.hub.unsubscribe(t.sub)
+    def hub_of(self, tracked: Tracked) -> StreamHub:
+        return self.world.nodes[self.world.node_of(tracked.key)].gateway.hub
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ from neurogate.gateway.app import create_app
 from neurogate.gateway.deps import principal_for_token
 from neurogate.gateway.egress import Refusal, decide_grant
 from neurogate.gateway.state import Gateway, build_gateway
-from neurogate.gateway.streams import Grant, LiveStream, Subscription
+from neurogate.gateway.streams import Grant, LiveStream, StreamHub, Subscription
 from neurogate.settings import Settings
 from tests.gateway.conftest import BASE_URL, FAST_HASHING, Clinic, build_clinic, notice
 
@@ -501,7 +501,11 @@ class RevocationMachine(RuleBasedStateMachine):
             self.check_settled()
         finally:
             for t in self.tracked:
-                self.world.gateway.hub.unsubscribe(t.sub)
+                self.hub_of(t).unsubscribe(t.sub)
+
+    def hub_of(self, tracked: Tracked) -> StreamHub:
+        """The hub ``tracked`` is subscribed in (the one gateway's here)."""
+        return self.world.gateway.hub
 
 
 @pytest.fixture
