@@ -7,6 +7,7 @@ its ledger leaf, so a change is either complete (and provable) or absent.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +30,14 @@ from neurogate.consent.models import (
     Subject,
     utcnow,
 )
-from neurogate.consent.policy import AppFacts, ConsentFacts, Decision, SubjectFacts, decide
+from neurogate.consent.policy import (
+    AppFacts,
+    ConsentFacts,
+    Decision,
+    SubjectFacts,
+    decide,
+    decide_products,
+)
 from neurogate.consent.purposes import load_catalog
 from neurogate.consent.schemas import ConsentCreate
 from neurogate.errors import (
@@ -517,6 +525,14 @@ def history(*, session: Session, principal: Principal, consent_id: str) -> list[
 def evaluate(*, session: Session, subject: Subject, app: App, purpose_id: str, product: str,
              now: datetime | None = None) -> Decision:
     """The full policy decision for one app, subject, purpose and product."""
+    return evaluate_products(session=session, subject=subject, app=app, purpose_id=purpose_id,
+                             products=[product], now=now)[product]
+
+
+def evaluate_products(*, session: Session, subject: Subject, app: App, purpose_id: str,
+                      products: Sequence[str], now: datetime | None = None
+                      ) -> dict[str, Decision]:
+    """``evaluate`` for several products of one purpose, reading the consents once."""
     now = now or utcnow()
     load_catalog().get(purpose_id)
     consents = session.exec(
@@ -526,9 +542,9 @@ def evaluate(*, session: Session, subject: Subject, app: App, purpose_id: str, p
             Consent.purpose_id == purpose_id,
         )
     ).all()
-    return decide(
+    return decide_products(
         subject=subject_facts(subject), app=app_facts(app), purpose_id=purpose_id,
-        product=product, consents=[consent_facts(c) for c in consents], now=now,
+        products=products, consents=[consent_facts(c) for c in consents], now=now,
     )
 
 
@@ -568,6 +584,7 @@ __all__ = [
     "connect_app",
     "consent_facts",
     "evaluate",
+    "evaluate_products",
     "expire_due",
     "grant_consent",
     "history",

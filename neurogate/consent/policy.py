@@ -433,8 +433,25 @@ def decide(
     recently granted one counts. Unknown purposes, products, codes or naive datetimes raise
     ValidationError.
     """
+    return decide_products(subject=subject, app=app, purpose_id=purpose_id,
+                           products=[product], consents=consents, now=now)[product]
+
+
+def decide_products(
+    *,
+    subject: SubjectFacts,
+    app: AppFacts,
+    purpose_id: str,
+    products: Sequence[str],
+    consents: Sequence[ConsentFacts],
+    now: datetime,
+) -> dict[str, Decision]:
+    """``decide`` for several products of one purpose at once, each decided exactly as
+    alone: the context is the same for all of them, so Cedar is asked once, in one batch,
+    for these products and for the others a permit grants beside them."""
     purpose = load_catalog().get(purpose_id)
-    _check_option("product", product, PRODUCTS)
+    for product in products:
+        _check_option("product", product, PRODUCTS)
     now = _aware("now", now)
     profile = get_profile(subject.jurisdiction)
     _check_option("cria_status", app.cria_status, CRIA_STATUSES)
@@ -453,26 +470,31 @@ def decide(
         purpose=purpose,
         consent=consent,
     )
-    [(allowed, reasons)] = _evaluate(app.app_id, [product], context)
-    if not allowed or consent is None:  # (the permit needs a consent: the second is for typing)
-        consent_id = consent.consent_id if consent else None
-        return Decision(False, reasons, None, consent_id, age, profile.code)
-    others = [p for p in purpose.products if p in consent.products and p != product]
-    granted = {product} | {
-        p for p, (ok, _) in zip(others, _evaluate(app.app_id, others, context), strict=True) if ok
-    }
-    products = tuple(p for p in PRODUCTS if p in granted)
-    valid_until = consent.valid_until.astimezone(UTC)
-    if consent.granted_capacity == "guardian":  # a guardian's consent ends at majority
-        majority = anniversary(subject.date_of_birth, profile.age_of_majority)
-        valid_until = min(valid_until, datetime.combine(majority, time(0), tzinfo=UTC))
-    constraints = Constraints(
-        products=products,
-        resolution=MappingProxyType({p: purpose.products[p] for p in products}),
-        retention_days=purpose.retention_days,
-        valid_until=valid_until,
-    )
-    return Decision(True, reasons, constraints, consent.consent_id, age, profile.code)
+    consented = [p for p in purpose.products if consent and p in consent.products]
+    asked = list(dict.fromkeys([*products, *consented]))
+    answers = dict(zip(asked, _evaluate(app.app_id, asked, context), strict=True))
+    decisions: dict[str, Decision] = {}
+    for product in products:
+        allowed, reasons = answers[product]
+        if not allowed or consent is None:  # (the permit needs a consent: the second is for typing)
+            consent_id = consent.consent_id if consent else None
+            decisions[product] = Decision(False, reasons, None, consent_id, age, profile.code)
+            continue
+        granted = {product} | {p for p in consented if p != product and answers[p][0]}
+        kept = tuple(p for p in PRODUCTS if p in granted)
+        valid_until = consent.valid_until.astimezone(UTC)
+        if consent.granted_capacity == "guardian":  # a guardian's consent ends at majority
+            majority = anniversary(subject.date_of_birth, profile.age_of_majority)
+            valid_until = min(valid_until, datetime.combine(majority, time(0), tzinfo=UTC))
+        constraints = Constraints(
+            products=kept,
+            resolution=MappingProxyType({p: purpose.products[p] for p in kept}),
+            retention_days=purpose.retention_days,
+            valid_until=valid_until,
+        )
+        decisions[product] = Decision(True, reasons, constraints, consent.consent_id, age,
+                                      profile.code)
+    return decisions
 
 
 def explain(decision: Decision, language: str = "en") -> list[str]:
@@ -497,6 +519,7 @@ __all__ = [
     "Decision",
     "SubjectFacts",
     "decide",
+    "decide_products",
     "explain",
     "policy_ids",
     "reason_ids",

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, func, select
 
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
-from neurogate.consent.consents import evaluate
+from neurogate.consent.consents import evaluate_products
 from neurogate.consent.models import App, AppPseudonym, Consent, Device
 from neurogate.consent.policy import Decision
 from neurogate.consent.purposes import load_catalog
@@ -79,11 +79,12 @@ def current_decisions(*, session: Session, principal: Principal, subject_id: str
     found = []
     for app in apps_of_subject(session=session, principal=principal, subject_id=subject.id):
         for purpose_id in app.declared_purposes:
-            for product in catalog.get(purpose_id).products:
-                decision = evaluate(session=session, subject=subject, app=app,
-                                    purpose_id=purpose_id, product=product)
-                found.append(CurrentDecision(app=app, purpose_id=purpose_id, product=product,
-                                             decision=decision))
+            decisions = evaluate_products(session=session, subject=subject, app=app,
+                                          purpose_id=purpose_id,
+                                          products=list(catalog.get(purpose_id).products))
+            found += [CurrentDecision(app=app, purpose_id=purpose_id, product=product,
+                                      decision=decision)
+                      for product, decision in decisions.items()]
     return found
 
 

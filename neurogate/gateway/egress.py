@@ -29,7 +29,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 
 from neurogate.consent import access
-from neurogate.consent.consents import evaluate
+from neurogate.consent.consents import evaluate_products
 from neurogate.consent.models import App, Subject
 from neurogate.consent.policy import explain
 from neurogate.consent.purposes import load_catalog
@@ -64,9 +64,9 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
         reasons: list[str] = []
         explanations: list[str] = []
         valid_until = 0.0
-        for product in purpose.products:
-            decision = evaluate(session=session, subject=subject, app=app,
-                                purpose_id=purpose.id, product=product)
+        decisions = evaluate_products(session=session, subject=subject, app=app,
+                                      purpose_id=purpose.id, products=list(purpose.products))
+        for product, decision in decisions.items():
             if decision.allowed and decision.constraints is not None:
                 res = decision.constraints.resolution[product]
                 allowed[product] = Resolution(res.window_s, res.output_rate_hz, res.channels)

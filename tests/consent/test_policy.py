@@ -22,6 +22,7 @@ from neurogate.consent.policy import (
     Decision,
     SubjectFacts,
     decide,
+    decide_products,
     explain,
     policy_ids,
     reason_ids,
@@ -355,6 +356,24 @@ def test_decide_policy_table(case: Case) -> None:
     assert decision.allowed == (case.expect == (PERMIT,))
     assert decision.reasons == case.expect
     assert (decision.constraints is not None) == decision.allowed
+
+
+@pytest.mark.parametrize("case", POLICY_TABLE)
+def test_deciding_every_product_at_once_matches_deciding_each_alone(case: Case) -> None:
+    """The stream path decides all of a purpose's products in one Cedar batch; each
+    decision equals the one-product decision of the same facts."""
+    app = AppFacts(app_id="app-1", commercial=case.commercial,
+                   declared_purposes=case.declared or (case.purpose,), cria_status=case.cria,
+                   suspended=case.suspended, deployment_context=case.context)
+    consents = [consent_for(case, i, **c) for i, c in enumerate(case.consents)]
+    products = list(load_catalog().get(case.purpose).products)
+    together = decide_products(subject=case.subject, app=app, purpose_id=case.purpose,
+                               products=products, consents=consents, now=case.now)
+    assert list(together) == products
+    for product in products:
+        alone = decide(subject=case.subject, app=app, purpose_id=case.purpose,
+                       product=product, consents=consents, now=case.now)
+        assert together[product] == alone, product
 
 
 def test_decide_table_is_large_and_unique() -> None:

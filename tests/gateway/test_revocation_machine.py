@@ -75,8 +75,9 @@ BURST = 250  # samples a device may send ahead of real time (the hub allows more
 MAX_SUBSCRIPTIONS = 6
 MIN_STEPS = 500
 # derandomize: the same draws every run, so the coverage checks below cannot miss by chance
-MACHINE_SETTINGS = settings(max_examples=20, stateful_step_count=50, deadline=None, derandomize=True,
-                            database=None, suppress_health_check=[HealthCheck.too_slow])
+MACHINE_SETTINGS = settings(max_examples=20, stateful_step_count=50, deadline=None,
+                            derandomize=True, database=None,
+                            suppress_health_check=[HealthCheck.too_slow])
 KEYS = ("clinic", "research", "child")
 STREAMED = ("adult1", "child2")
 
