@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from neurogate.consent import access
 from neurogate.consent.access import CLINICIAN, GUARDIAN, SELF, Principal
@@ -532,16 +532,17 @@ def evaluate(*, session: Session, subject: Subject, app: App, purpose_id: str, p
 def evaluate_products(*, session: Session, subject: Subject, app: App, purpose_id: str,
                       products: Sequence[str], now: datetime | None = None
                       ) -> dict[str, Decision]:
-    """``evaluate`` for several products of one purpose, reading the consents once."""
+    """``evaluate`` for several products of one purpose, reading the consents once.
+
+    The decision counts the most recently granted consent only, so only the latest (all
+    of them, should two share that instant) is read: the cost stays the same however long
+    the subject's history with the app grows."""
     now = now or utcnow()
     load_catalog().get(purpose_id)
-    consents = session.exec(
-        select(Consent).where(
-            Consent.subject_id == subject.id,
-            Consent.app_id == app.id,
-            Consent.purpose_id == purpose_id,
-        )
-    ).all()
+    same = (Consent.subject_id == subject.id, Consent.app_id == app.id,
+            Consent.purpose_id == purpose_id)
+    latest = select(func.max(Consent.granted_at)).where(*same).scalar_subquery()
+    consents = session.exec(select(Consent).where(*same, Consent.granted_at == latest)).all()
     return decide_products(
         subject=subject_facts(subject), app=app_facts(app), purpose_id=purpose_id,
         products=products, consents=[consent_facts(c) for c in consents], now=now,
