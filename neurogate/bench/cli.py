@@ -3,7 +3,8 @@
 ``neurogate bench [--quick] --out DIR`` runs the throughput, latency, revocation, policy
 and processing benchmarks; ``neurogate bench leakage --out DIR`` the leakage attack;
 ``neurogate bench profile --out DIR`` samples a loaded gateway with py-spy;
-``neurogate bench ledger`` measures ledger appends and roots at 1k, 10k and 100k leaves.
+``neurogate bench ledger`` measures ledger appends and roots at 1k, 10k and 100k leaves;
+``neurogate bench revocation --out DIR`` runs only the revocation trials.
 Heavy imports happen inside the commands, so that the rest of the CLI starts fast.
 """
 
@@ -116,6 +117,40 @@ def profile(
     except NeurogateError as exc:
         _say(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from exc
+
+
+@bench_app.command("revocation")
+def revocation(
+    out: Annotated[Path, typer.Option(
+        "--out", file_okay=False, help="Folder for revocation.json and the gateway's log.")],
+    trials: Annotated[int, typer.Option(min=1, help="Revocations to time.")] = 200,
+    background: Annotated[int, typer.Option(
+        min=0, help="Streams that run beside the trials, each with its two apps.")] = 0,
+    setting: Annotated[str, typer.Option(
+        help="Setting of the background streams: '8ch-250Hz' or '64ch-1kHz'.")
+                       ] = "64ch-1kHz",
+) -> None:
+    """Only the revocation trials of the full run, against a gateway of their own."""
+    import json
+
+    from neurogate.bench.config import CLINICAL_CAP, CYTON
+    from neurogate.bench.revocation import run_revocation_alone
+
+    settings = {s.name: s for s in (CYTON, CLINICAL_CAP)}
+    if setting not in settings:
+        _say(f"Invalid value for '--setting': {setting!r}; allowed: "
+             f"{', '.join(sorted(settings))}.")
+        raise typer.Exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    result = run_revocation_alone(trials, background, settings[setting], _say,
+                                  out / "gateway.log")
+    (out / "revocation.json").write_text(json.dumps(result, indent=1) + "\n")
+    closed, ack = result["closed_ms"], result["ack_ms"]
+    _say(f"{result['completed']}/{trials} trials beside {background} streams of {setting}: "
+         f"call -> socket closed p50 {closed['p50']} / p95 {closed['p95']} / p99 "
+         f"{closed['p99']} ms; call -> answer p50 {ack['p50']} / p99 {ack['p99']} ms; "
+         f"{result['late_frames']} frames after the commit; gateway CPU p50 "
+         f"{result['gateway_cpu_pct']['p50']} % of a core.")
 
 
 __all__ = ["bench_app"]

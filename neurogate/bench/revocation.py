@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from neurogate.bench._clients import device_worker, hello
@@ -193,4 +194,43 @@ def run_revocation(server: ServerProcess, clinic: BenchClinic, trials: int, back
     }
 
 
-__all__ = ["run_revocation"]
+def run_revocation_alone(trials: int, background: int, background_setting: StreamSetting,
+                         say: Say, log: Path) -> dict[str, Any]:
+    """``run_revocation`` against a fresh gateway of its own (``neurogate bench
+    revocation``), with the gateway's CPU sampled during the trials."""
+    import tempfile
+
+    import psutil
+
+    from neurogate.bench._procs import start_gateway
+    from neurogate.bench._seed import create_admin, open_clinic
+
+    with tempfile.TemporaryDirectory(prefix="neurogate-revocation-") as tmp:
+        data = Path(tmp) / "var"
+        create_admin(data)
+        server = start_gateway(data, log)
+        stop, cpu = threading.Event(), []
+        process = psutil.Process(server.pid)
+
+        def sample() -> None:
+            process.cpu_percent()
+            while not stop.wait(2.0):
+                cpu.append(process.cpu_percent())
+
+        sampler = threading.Thread(target=sample, name="gateway cpu", daemon=True)
+        clinic = None
+        try:
+            clinic = open_clinic(server.url)
+            sampler.start()
+            result = run_revocation(server, clinic, trials, background, say,
+                                    background_setting=background_setting)
+        finally:
+            stop.set()
+            if clinic is not None:
+                clinic.http.close()
+            server.stop()
+    result["gateway_cpu_pct"] = summary(cpu[len(cpu) // 3:])  # past the streams' start
+    return result
+
+
+__all__ = ["run_revocation", "run_revocation_alone"]

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from neurogate.bench.cli import bench_app
 from neurogate.bench.config import CYTON, tiny
 from neurogate.bench.run import TOP_KEYS, run_bench
 
@@ -78,3 +80,26 @@ def test_bench_tiny_run_writes_the_documented_json_and_a_png(tmp_path: Path) -> 
     ratios = result["ratios"][CYTON.name]
     for key in ("gateway_over_bare_relay", "gateway_over_lsl"):
         assert ratios[key] is None or isinstance(ratios[key], float | int)
+
+
+def test_bench_revocation_alone_writes_its_trials_and_the_gateways_cpu(tmp_path: Path) -> None:
+    """``neurogate bench revocation``: the trials against a gateway of their own, beside
+    one background stream; every trial closes with 4410 and nothing after the commit."""
+    result = CliRunner().invoke(bench_app, ["revocation", "--out", str(tmp_path), "--trials",
+                                            "3", "--background", "1", "--setting",
+                                            "8ch-250Hz"])
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "revocation.json").read_text(encoding="utf-8"))
+    assert written["completed"] == 3 and written["revoked_message_and_4410"] == 3
+    assert written["late_frames"] == 0 and written["background_streams"] == 1
+    assert written["closed_ms"]["n"] == 3
+    assert set(written["gateway_cpu_pct"]) == {"n", "p50", "p95", "p99", "max"}
+    assert "3/3 trials beside 1 streams of 8ch-250Hz" in result.output
+
+
+def test_bench_revocation_refuses_an_unknown_setting(tmp_path: Path) -> None:
+    result = CliRunner().invoke(bench_app, ["revocation", "--out", str(tmp_path),
+                                            "--setting", "16ch"])
+    assert result.exit_code == 2
+    assert "'--setting'" in result.output and "64ch-1kHz, 8ch-250Hz" in result.output
+    assert not (tmp_path / "revocation.json").exists()
