@@ -17,8 +17,10 @@ SESSION_PREFIX = "ngs_"
 SESSION_COOKIE = "ngs_session"
 
 
-def get_gateway(request: Request) -> Gateway:
-    """The process's gateway (set up by ``create_app``)."""
+async def get_gateway(request: Request) -> Gateway:
+    """The process's gateway (set up by ``create_app``). Async only so that FastAPI
+    resolves it on the event loop instead of sending it to the thread pool: under load
+    every round trip through the pool waits for a turn of the loop."""
     gateway: Gateway = request.app.state.gateway
     return gateway
 

@@ -29,8 +29,8 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 
-def reject_unknown_query(request: Request) -> None:
-    """Refuse a query parameter the route does not declare."""
+async def reject_unknown_query(request: Request) -> None:
+    """Refuse a query parameter the route does not declare (async: no thread-pool trip)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
