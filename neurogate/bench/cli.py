@@ -133,16 +133,15 @@ def revocation(
     """Only the revocation trials of the full run, against a gateway of their own."""
     import json
 
-    from neurogate.bench.config import CLINICAL_CAP, CYTON
+    from neurogate.bench.config import SETTINGS
     from neurogate.bench.revocation import run_revocation_alone
 
-    settings = {s.name: s for s in (CYTON, CLINICAL_CAP)}
-    if setting not in settings:
+    if setting not in SETTINGS:
         _say(f"Invalid value for '--setting': {setting!r}; allowed: "
-             f"{', '.join(sorted(settings))}.")
+             f"{', '.join(sorted(SETTINGS))}.")
         raise typer.Exit(2)
     out.mkdir(parents=True, exist_ok=True)
-    result = run_revocation_alone(trials, background, settings[setting], _say,
+    result = run_revocation_alone(trials, background, SETTINGS[setting], _say,
                                   out / "gateway.log")
     (out / "revocation.json").write_text(json.dumps(result, indent=1) + "\n")
     closed, ack = result["closed_ms"], result["ack_ms"]

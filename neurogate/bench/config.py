@@ -52,6 +52,7 @@ class StreamSetting:
 
 CYTON = StreamSetting("8ch-250Hz", 8, 250.0, 20.0)
 CLINICAL_CAP = StreamSetting("64ch-1kHz", 64, 1000.0, 20.0)
+SETTINGS = {s.name: s for s in (CYTON, CLINICAL_CAP)}  # what --setting may name
 
 
 @dataclass(frozen=True)
@@ -142,5 +143,5 @@ def tiny(settings: tuple[StreamSetting, ...] = (CYTON, CLINICAL_CAP),
                        policy_iterations=10)
 
 
-__all__ = ["CLINICAL_CAP", "CYTON", "FULL", "QUICK", "SYSTEMS", "BenchConfig",
+__all__ = ["CLINICAL_CAP", "CYTON", "FULL", "QUICK", "SETTINGS", "SYSTEMS", "BenchConfig",
            "StreamSetting", "tiny"]

@@ -22,14 +22,13 @@ from typing import Any
 
 from neurogate.bench._procs import Meter, start_gateway
 from neurogate.bench._seed import create_admin, open_clinic
-from neurogate.bench.config import CLINICAL_CAP, CYTON
+from neurogate.bench.config import SETTINGS
 from neurogate.bench.run import write_json
 from neurogate.bench.throughput import GatewaySystem
 from neurogate.errors import ValidationError
 from neurogate.gateway.recording_bench import RecordingGateway
 
 Say = Callable[[str], None]
-SETTINGS = {s.name: s for s in (CYTON, CLINICAL_CAP)}
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>.+?)(?::(?P<line>\d+))?\)$")
 
 

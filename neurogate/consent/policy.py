@@ -473,6 +473,10 @@ def decide_products(
     consented = [p for p in purpose.products if consent and p in consent.products]
     asked = list(dict.fromkeys([*products, *consented]))
     answers = dict(zip(asked, _evaluate(app.app_id, asked, context), strict=True))
+    valid_until = consent.valid_until.astimezone(UTC) if consent else now
+    if consent and consent.granted_capacity == "guardian":  # it ends at majority
+        majority = anniversary(subject.date_of_birth, profile.age_of_majority)
+        valid_until = min(valid_until, datetime.combine(majority, time(0), tzinfo=UTC))
     decisions: dict[str, Decision] = {}
     for product in products:
         allowed, reasons = answers[product]
@@ -482,10 +486,6 @@ def decide_products(
             continue
         granted = {product} | {p for p in consented if p != product and answers[p][0]}
         kept = tuple(p for p in PRODUCTS if p in granted)
-        valid_until = consent.valid_until.astimezone(UTC)
-        if consent.granted_capacity == "guardian":  # a guardian's consent ends at majority
-            majority = anniversary(subject.date_of_birth, profile.age_of_majority)
-            valid_until = min(valid_until, datetime.combine(majority, time(0), tzinfo=UTC))
         constraints = Constraints(
             products=kept,
             resolution=MappingProxyType({p: purpose.products[p] for p in kept}),
