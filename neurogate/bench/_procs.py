@@ -161,7 +161,9 @@ class Meter:
     """CPU time and resident memory of some processes, and of the whole machine.
 
     ``begin`` and ``end`` bracket a measurement window; a background thread samples the
-    resident memory of each process every 0.25 s for its peak.
+    resident memory of each process every 0.25 s for its peak. A process counts with its
+    child processes (a gateway that records has one that writes the segments: the same
+    core budget), except the ``bench`` itself, whose children are the measured ones.
     """
 
     def __init__(self, pids: dict[str, int]) -> None:
@@ -173,23 +175,41 @@ class Meter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _cpu(self, proc: psutil.Process) -> float:
+    @staticmethod
+    def _family(name: str, proc: psutil.Process) -> list[psutil.Process]:
+        if name == "bench":
+            return [proc]
         try:
-            times = proc.cpu_times()
+            return [proc, *proc.children(recursive=True)]
         except psutil.Error:
-            return 0.0
-        return float(times.user + times.system)
+            return [proc]
+
+    def _cpu(self, name: str, proc: psutil.Process) -> float:
+        total = 0.0
+        for member in self._family(name, proc):
+            try:
+                times = member.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    def _rss(self, name: str, proc: psutil.Process) -> int:
+        total = 0
+        for member in self._family(name, proc):
+            try:
+                total += member.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
 
     def _sample(self) -> None:
         while not self._stop.wait(0.25):
             for name, proc in self.procs.items():
-                try:
-                    self._peak[name] = max(self._peak.get(name, 0), proc.memory_info().rss)
-                except psutil.Error:
-                    continue
+                self._peak[name] = max(self._peak.get(name, 0), self._rss(name, proc))
 
     def begin(self) -> None:
-        self._start = {name: self._cpu(p) for name, p in self.procs.items()}
+        self._start = {name: self._cpu(name, p) for name, p in self.procs.items()}
         self._wall = time.monotonic()
         self._system = psutil.cpu_times()
         self._peak = {}
@@ -212,12 +232,9 @@ class Meter:
                                "load_avg_1m": round(os.getloadavg()[0], 2)}
         ours = 0.0
         for name, proc in self.procs.items():
-            cpu = 100.0 * (self._cpu(proc) - self._start[name]) / wall if wall else 0.0
+            cpu = 100.0 * (self._cpu(name, proc) - self._start[name]) / wall if wall else 0.0
             ours += cpu
-            try:
-                rss = proc.memory_info().rss
-            except psutil.Error:
-                rss = 0
+            rss = self._rss(name, proc)
             out[name] = {"cpu_pct": round(cpu, 1), "rss_mib": round(rss / 2**20, 2),
                          "rss_peak_mib": round(max(rss, self._peak.get(name, 0)) / 2**20, 2)}
         n_cpu = psutil.cpu_count() or 1

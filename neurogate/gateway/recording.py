@@ -5,7 +5,7 @@ one ``RecorderSubscription`` per active consent whose purpose is recorded, decid
 the same ``decide_grant`` and paused, re-decided and revoked by the same consent
 machinery. So a pause stops recording at once, and a revocation, an expiry, an erasure
 or a store outage ends it: the hub calls ``end`` and the recording is closed. What it
-receives goes to the ``RecordingWriter`` thread, never written on the event loop.
+receives goes to the ``RecordingWriter``'s process, never written on the event loop.
 
 ``keep`` watches the hub's live streams (a cheap look every ``POLL_SECONDS``): each live
 stream gets a recorder per recorded consent of its subject (the consents are read when
@@ -133,14 +133,14 @@ class Recorders:
         self.writer = RecordingWriter(
             gateway, store=segment_store(gateway), keyring=keyring,
             segment_seconds=gateway.settings.recording_segment_seconds,
-            on_failed=self._failed, reload_keyring=lambda: keyring_of(gateway))
+            on_failed=self._failed)
         self.active: dict[tuple[str, str], RecorderSubscription] = {}  # (stream, consent)
         # stream id -> (monotonic time of its last scan, the subject's change mark then)
         self._scanned: dict[str, tuple[float, int]] = {}
         self._done: set[tuple[str, str]] = set()  # (stream, consent) recorded and ended
         self.rules = load_rules()
 
-    def _failed(self, recording_id: str) -> None:  # writer thread
+    def _failed(self, recording_id: str) -> None:  # the writer's receiving thread
         loop = self.gateway.loop
         for sub in list(self.active.values()):
             if sub.recording_id == recording_id and loop is not None:

@@ -80,16 +80,30 @@ class SegmentStore:
         shutil.rmtree(self.root / recording_id, ignore_errors=True)
 
 
+def seal_segment(key: bytes, version: int, recording_id: str, index: int,
+                 segment: SegmentData) -> tuple[bytes, bytes]:
+    """(nonce, ciphertext with tag) of one segment under its subject's data ``key``."""
+    return encrypt(key, encode(segment), segment_aad(recording_id, index, segment.product,
+                                                     version))
+
+
+def segment_row(*, recording_id: str, subject_id: str, index: int, segment: SegmentData,
+                version: int, nonce: bytes, sealed: bytes) -> RecordingSegment:
+    """The row of a segment whose file is written."""
+    return RecordingSegment(recording_id=recording_id, subject_id=subject_id,
+                            product=segment.product, index=index, key_version=version,
+                            nonce=nonce, size=len(sealed), t0=float(segment.t[0]))
+
+
 def write_segment(*, session: Session, store: SegmentStore, keyring: Keyring,
                   recording: Recording, index: int, segment: SegmentData) -> RecordingSegment:
     """Encrypt and store one segment (file first, then its row in ``session``)."""
     key, version = data_key(session, keyring, recording.subject_id, create=True)
-    aad = segment_aad(recording.id, index, segment.product, version)
-    nonce, sealed = encrypt(key, encode(segment), aad)
+    nonce, sealed = seal_segment(key, version, recording.id, index, segment)
     store.write(store.path(recording.id, segment.product, index), sealed)
-    row = RecordingSegment(recording_id=recording.id, subject_id=recording.subject_id,
-                           product=segment.product, index=index, key_version=version,
-                           nonce=nonce, size=len(sealed), t0=float(segment.t[0]))
+    row = segment_row(recording_id=recording.id, subject_id=recording.subject_id,
+                      index=index, segment=segment, version=version, nonce=nonce,
+                      sealed=sealed)
     session.add(row)
     return row
 
@@ -120,4 +134,4 @@ def delete_recording(session: Session, recording_id: str) -> int:
 
 
 __all__ = ["SegmentData", "SegmentStore", "decode", "delete_recording", "encode",
-           "read_segment", "segments_of", "write_segment"]
+           "read_segment", "seal_segment", "segment_row", "segments_of", "write_segment"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pytest
 from typer.testing import CliRunner
 
+from neurogate.bench._procs import Meter
 from neurogate.bench.cli import bench_app
 from neurogate.bench.config import CHANNELS_64, CLINICAL_CAP, CYTON, FULL, QUICK
 from neurogate.bench.profile import summarize_stacks
@@ -126,3 +132,34 @@ def test_full_run_revokes_beside_half_the_gateways_own_64_channel_maximum() -> N
     assert revocation_background(FULL, {CLINICAL_CAP.name: {"sustained_streams": 0}}) == (
         FULL.revocation_background, CYTON)
     assert revocation_background(QUICK, measured) == (QUICK.revocation_background, CYTON)
+
+
+def test_meter_counts_a_servers_child_processes_but_not_the_benchs(tmp_path: Path) -> None:
+    """A server whose work runs in a child process (a gateway that records) is measured
+    with that child: the same core budget. The bench's own children are not its cost."""
+    burned = tmp_path / "burned"
+    child = ("import time, pathlib\n"
+             "end = time.process_time() + 0.4\n"
+             "while time.process_time() < end: pass\n"
+             f"pathlib.Path({str(burned)!r}).write_text('done')\n"
+             "time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess, sys, time\n"
+                               f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+                               "time.sleep(60)\n"])
+    try:
+        meter = Meter({"server": parent.pid, "bench": os.getpid()})
+        meter.begin()
+        deadline = time.monotonic() + 30
+        while not burned.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        usage = meter.end()
+        assert burned.exists()
+        server_cpu_s = usage["server"]["cpu_pct"] / 100 * usage["wall_s"]
+        assert server_cpu_s >= 0.35  # the child's 0.4 s of CPU, less the rounding
+        assert usage["bench"]["cpu_pct"] / 100 * usage["wall_s"] < server_cpu_s
+    finally:
+        for proc in psutil.Process(parent.pid).children(recursive=True):
+            proc.kill()
+        parent.kill()
+        parent.wait()

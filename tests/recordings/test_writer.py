@@ -4,6 +4,7 @@ recording (with a ledger leaf) instead of raising into the stream."""
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 from neurogate_client.wire import KIND_RAW, encode_frame
@@ -116,3 +117,37 @@ def test_one_recording_failing_leaves_the_others_of_the_same_batch_written(
         assert segments_of(session, lost) == []
         stopped = {r.id: r.stop_reason for r in session.exec(select(Recording)).all()}
     assert stopped == {kept: "stream_ended", lost: "write_failed"}
+
+
+def test_a_recording_process_that_dies_stops_its_recordings_with_a_ledger_leaf(
+        gateway: Gateway, store: SegmentStore, keyring: Keyring) -> None:
+    """Segments are written by a process of their own; if it is killed, each recording it
+    had open stops with ``write_failed`` (what was written stays readable), and the
+    gateway is told so that the recorder's subscription ends."""
+    subject_id, consent_id = add_subject(gateway)
+    recording_id = add_recording(gateway, subject_id, consent_id)
+    failed: list[str] = []
+    writer = RecordingWriter(gateway, store=store, keyring=keyring, segment_seconds=1.0,
+                             on_failed=failed.append)
+    writer.start()
+    writer.open(recording_id, subject_id=subject_id, channel_names=CHANNELS,
+                rates={"raw": RATE})
+    _feed(writer, recording_id, 2.5)
+    assert writer.drain()
+    writer._process.kill()  # a crash, not a stop
+    writer._process.join(10)
+    for _ in range(100):
+        if failed:
+            break
+        time.sleep(0.05)
+    writer.stop()
+    assert failed == [recording_id]
+    with gateway.transaction() as session:
+        recording = session.get(Recording, recording_id)
+        assert recording is not None and recording.stop_reason == "write_failed"
+        kept = [(r.product, r.index) for r in segments_of(session, recording_id)]
+        stops = [json.loads(leaf.entry) for leaf in session.exec(select(LedgerLeaf)).all()
+                 if leaf.entry and b"recording.stop" in leaf.entry]
+    assert kept == [("raw", 0), ("raw", 1)]
+    assert [(s["recording"], s["reason_code"], s["segments"]) for s in stops] == [
+        (recording_id, "write_failed", 2)]
