@@ -387,12 +387,10 @@ def _context(
     }
 
 
-def _evaluate(
-    app_id: str, products: Sequence[str], context: dict[str, Any]
-) -> list[tuple[bool, tuple[str, ...]]]:
-    """Ask Cedar once per product (in one batch); ``(allowed, reasons)`` for each."""
-    book = _book()
-    requests = [
+def requests_for(app_id: str, products: Sequence[str], context: dict[str, Any]
+                 ) -> list[dict[str, Any]]:
+    """Cedar's requests: may ``app_id`` receive each of ``products`` in ``context``."""
+    return [
         {
             "principal": {"type": "App", "id": app_id},
             "action": {"type": "Action", "id": "receive"},
@@ -401,7 +399,20 @@ def _evaluate(
         }
         for product in products
     ]
-    results = cedarpy.is_authorized_batch(requests, book.policies, [], schema=book.schema)
+
+
+def _evaluate(
+    app_id: str, products: Sequence[str], context: dict[str, Any]
+) -> list[tuple[bool, tuple[str, ...]]]:
+    """Ask Cedar once per product (in one batch); ``(allowed, reasons)`` for each.
+
+    The requests are not validated against the schema here: the policies are, when
+    loaded, and the tests check that every context this module builds conforms to it
+    (validating each request cost as much again as deciding it). A request that did
+    not conform would fail to evaluate, and a failure denies."""
+    book = _book()
+    results = cedarpy.is_authorized_batch(requests_for(app_id, products, context),
+                                          book.policies, [])
     answers: list[tuple[bool, tuple[str, ...]]] = []
     for product, result in zip(products, results, strict=True):
         errors = result.diagnostics.errors
@@ -524,4 +535,5 @@ __all__ = [
     "policy_ids",
     "reason_ids",
     "reason_source",
+    "requests_for",
 ]

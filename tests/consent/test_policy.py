@@ -376,6 +376,32 @@ def test_deciding_every_product_at_once_matches_deciding_each_alone(case: Case) 
         assert together[product] == alone, product
 
 
+@pytest.mark.parametrize("case", POLICY_TABLE)
+def test_every_request_conforms_to_the_schema_and_decides_the_same_validated(
+        case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decisions skip Cedar's request validation for speed; each row's requests pass it
+    (no error) and are decided exactly as without it."""
+    asked: list[tuple[str, list[str], dict[str, Any]]] = []
+    evaluate = policy._evaluate
+
+    def recording(app_id: str, products: Any, context: dict[str, Any]) -> Any:
+        asked.append((app_id, list(products), context))
+        return evaluate(app_id, products, context)
+
+    monkeypatch.setattr(policy, "_evaluate", recording)
+    run(case)
+    assert asked
+    book = policy._book()
+    for app_id, products, context in asked:
+        requests = policy.requests_for(app_id, products, context)
+        validated = cedarpy.is_authorized_batch(requests, book.policies, [], schema=book.schema)
+        plain = cedarpy.is_authorized_batch(requests, book.policies, [])
+        for product, checked, fast in zip(products, validated, plain, strict=True):
+            assert not checked.diagnostics.errors, (product, checked.diagnostics.errors)
+            assert checked.decision == fast.decision, product
+            assert sorted(checked.diagnostics.reasons) == sorted(fast.diagnostics.reasons)
+
+
 def test_decide_table_is_large_and_unique() -> None:
     """The table holds at least 100 distinct cases and uses every policy id."""
     ids = [p.id for p in POLICY_TABLE]
