@@ -20,8 +20,10 @@ or stopped meanwhile are deleted again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from neurogate.recordings.store import SegmentData, SegmentStore, seal_segment, 
 
 log = logging.getLogger("neurogate.recording")
 SAMPLE_PRODUCTS = ("raw", "filtered")
+NICENESS = 10  # the recording process yields the CPU to the gateway's event loop
 
 
 @dataclass
@@ -320,7 +323,12 @@ class Segmenter:
 
 def serve(inbox: Any, outbox: Any, config: SegmenterConfig) -> None:
     """The recording process: batches in, events out, until ``("stop",)`` or the
-    gateway's end of the pipe closes (then every open recording is finished)."""
+    gateway's end of the pipe closes (then every open recording is finished).
+
+    It runs at a lower CPU priority than the gateway: writing may wait (the pipe and
+    the gateway's buffer hold what is not yet written), the live streams may not."""
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: no os.nice here
+        os.nice(NICENESS)
     segmenter = Segmenter(get_engine(config.database_url), SegmentStore(config.store_root),
                           config.keyring, config.segment_seconds)
     while True:

@@ -4,9 +4,11 @@ recording (with a ledger leaf) instead of raising into the stream."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
+import psutil
 from neurogate_client.wire import KIND_RAW, encode_frame
 from sqlmodel import select
 
@@ -14,6 +16,7 @@ from neurogate.consent.models import LedgerLeaf, Recording
 from neurogate.gateway.recording_writer import RecordingWriter
 from neurogate.gateway.state import Gateway
 from neurogate.recordings import Keyring, SegmentStore, segments_of
+from neurogate.recordings.segmenter import NICENESS
 from tests.recordings.conftest import CHANNELS, RATE, add_recording, add_subject
 
 
@@ -134,6 +137,8 @@ def test_a_recording_process_that_dies_stops_its_recordings_with_a_ledger_leaf(
                 rates={"raw": RATE})
     _feed(writer, recording_id, 2.5)
     assert writer.drain()
+    # It yields the CPU to the gateway's event loop: a lower priority than the gateway's.
+    assert psutil.Process(writer._process.pid).nice() == min(19, os.nice(0) + NICENESS)
     writer._process.kill()  # a crash, not a stop
     writer._process.join(10)
     for _ in range(100):
