@@ -192,6 +192,9 @@ class LiveStream:
         self.reducers: dict[tuple[str, Resolution], ResolutionReducer] = {}
         # Per subscription id: the grant seen and the resolution of each product it takes.
         self.targets: dict[str, tuple[Grant, dict[str, Resolution]]] = {}
+        # The last chunk's groups, with the subscriptions and grants they were made from.
+        self.groups: tuple[tuple[Subscription, ...], tuple[Grant, ...],
+                           dict[tuple[str, Resolution], list[Subscription]]] | None = None
         self.product_order = {name: i for i, name in enumerate(self.pipeline.resolutions)}
         self._budget = hello.sampling_rate * RATE_BURST_SECONDS
         self._budget_at: float | None = None  # the budget starts refilling at frame one
@@ -442,10 +445,16 @@ class StreamHub:
     def _groups(self, stream: LiveStream) -> dict[tuple[str, Resolution], list[Subscription]]:
         """The subscriptions that may receive data now, by (product, resolution delivered),
         in the pipeline's product order."""
+        subs = tuple(sub for sub in self.by_subject.get(stream.subject_id, ())
+                     if self.may_deliver(sub) and sub.stream_only in (None, stream.id))
+        grants = tuple(sub.grant for sub in subs)
+        cached_groups = stream.groups
+        # The same subscriptions may deliver, under the same grants, as for the last chunk
+        # (the usual case): the same groups. Tuples compare their items by identity first.
+        if cached_groups is not None and cached_groups[0] == subs and cached_groups[1] == grants:
+            return cached_groups[2]
         groups: dict[tuple[str, Resolution], list[Subscription]] = {}
         targets = stream.targets
-        subs = [sub for sub in self.by_subject.get(stream.subject_id, ())
-                if self.may_deliver(sub) and sub.stream_only in (None, stream.id)]
         for sub in subs:
             cached = targets.get(sub.id)
             if cached is None or cached[0] is not sub.grant:
@@ -461,7 +470,9 @@ class StreamHub:
             for sub_id in [s for s in targets if s not in live]:
                 del targets[sub_id]
         order = stream.product_order
-        return dict(sorted(groups.items(), key=lambda item: order[item[0][0]]))
+        ordered = dict(sorted(groups.items(), key=lambda item: order[item[0][0]]))
+        stream.groups = (subs, grants, ordered)
+        return ordered
 
     def deliver_remote(self, stream: LiveStream, product: str, frames: list[Frame]) -> None:
         """Frames of a stream whose pipeline runs on another node (the cluster's stream

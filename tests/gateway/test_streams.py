@@ -100,6 +100,27 @@ def test_windowed_products_only_while_taken() -> None:
     assert [key[0] for key in stream.reducers] == ["raw"]  # its reducer is gone
 
 
+def test_a_pause_or_a_new_grant_takes_effect_at_the_next_chunk() -> None:
+    """Each chunk's groups are reused while the same subscriptions may deliver under the
+    same grants; a pause stops delivery at the next chunk, and a re-decided grant with
+    other products delivers those from the next chunk on."""
+    hub, stream = _hub()
+    sub = _subscribe(hub, {"raw": RAW_250})
+    _feed(hub, stream, 0.1)
+    assert len(sub.queue) == 5
+    sub.open = False  # paused by a pending consent change
+    _feed(hub, stream, 0.1)
+    assert len(sub.queue) == 5
+    filtered = Resolution(1 / 250, 250.0, "electrodes")
+    sub.grant = Grant({"filtered": filtered}, time.time() + 3600.0)  # decided again
+    sub.open = True
+    _feed(hub, stream, 0.1)
+    assert [json.loads(m)["product"] for m in sub.queue] == ["raw"] * 5 + ["filtered"] * 5
+    sub.grant = Grant({"filtered": filtered}, time.time() - 1.0)  # its consent expired
+    _feed(hub, stream, 0.1)
+    assert len(sub.queue) == 10
+
+
 def test_render_and_sequence_patch_round_trip() -> None:
     """render_json writes full precision; with_sequence changes only the header's number."""
     hub, stream = _hub()
