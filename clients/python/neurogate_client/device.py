@@ -59,6 +59,7 @@ __all__ = ["ClientStats", "DeviceClient"]
 _FATAL_CODES = {CloseCode.BAD_HELLO, CloseCode.FORBIDDEN, CloseCode.NOT_FOUND,
                 CloseCode.BAD_FRAME, CloseCode.TOO_BIG}
 _IDLE_S = 0.02
+_BYE_WAIT_S = 5.0  # how long a closing client waits for the gateway to close after its bye
 log = logging.getLogger("neurogate_client")
 
 
@@ -610,16 +611,22 @@ class DeviceClient:
                         self._cond.wait(min(wait, _IDLE_S))
             with contextlib.suppress(ConnectionClosed, OSError):
                 ws.send(json.dumps({"type": "bye"}))
+                # The gateway answers a ping before it has handled the frames ahead of it;
+                # it closes after the bye only once it has: read its notices until then.
+                self._read_notices(ws, until_closed=_BYE_WAIT_S)
             ws.close()
         except ConnectionClosed as exc:
             rcvd = exc.rcvd
             code = rcvd.code if rcvd is not None else 1006
             raise self._ended_by_gateway(code, self._last_notice) from exc
 
-    def _read_notices(self, ws: ClientConnection) -> None:
+    def _read_notices(self, ws: ClientConnection, until_closed: float = 0.0) -> None:
+        """Take the notices that have arrived; with ``until_closed``, wait up to that many
+        seconds for the gateway to close the connection (ConnectionClosed then)."""
+        deadline = time.monotonic() + until_closed
         while True:
             try:
-                text = ws.recv(timeout=0)
+                text = ws.recv(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 return
             try:

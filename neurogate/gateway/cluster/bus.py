@@ -111,6 +111,7 @@ class RemoteStream:
         self.product_order = {name: i for i, name in enumerate(natives)}
         self.reducers: dict[tuple[str, Resolution], Any] = {}
         self.targets: dict[str, Any] = {}
+        self.groups: Any = None  # the hub's last groups of subscriptions for it
         self.seen_at = time.monotonic()
 
 
