@@ -25,11 +25,10 @@ from sqlmodel import Session, col, select
 
 from neurogate.consent.ledger import Ledger
 from neurogate.consent.models import App, Recording
+from neurogate.consent.purposes import SAMPLE_PRODUCTS
 from neurogate.errors import NeurogateError
 from neurogate.recordings.crypto import Keyring, RecordingError
 from neurogate.recordings.store import SegmentData, SegmentStore, read_segment, segments_of
-
-SAMPLE_PRODUCTS = ("raw", "filtered")
 
 
 def recordings_of(session: Session, subject_id: str) -> list[Recording]:

@@ -34,13 +34,13 @@ from sqlalchemy.engine import Engine
 
 from neurogate.consent.db import get_engine, session_scope
 from neurogate.consent.models import Recording
+from neurogate.consent.purposes import SAMPLE_PRODUCTS
 from neurogate.errors import NeurogateError
 from neurogate.recordings.crypto import Keyring, RecordingError, parse_keyring
 from neurogate.recordings.keys import data_key
 from neurogate.recordings.store import SegmentData, SegmentStore, seal_segment, segment_row
 
 log = logging.getLogger("neurogate.recording")
-SAMPLE_PRODUCTS = ("raw", "filtered")
 NICENESS = 10  # the recording process yields the CPU to the gateway's event loop
 
 
