@@ -379,27 +379,45 @@ def test_deciding_every_product_at_once_matches_deciding_each_alone(case: Case) 
 @pytest.mark.parametrize("case", POLICY_TABLE)
 def test_every_request_conforms_to_the_schema_and_decides_the_same_validated(
         case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Decisions skip Cedar's request validation for speed; each row's requests pass it
-    (no error) and are decided exactly as without it."""
-    asked: list[tuple[str, list[str], dict[str, Any]]] = []
+    """Decisions skip Cedar's request validation for speed; each row's requests and
+    entities pass it (no error) and are decided exactly as without it."""
+    asked: list[tuple[str, list[str], policy.Facts]] = []
     evaluate = policy._evaluate
 
-    def recording(app_id: str, products: Any, context: dict[str, Any]) -> Any:
-        asked.append((app_id, list(products), context))
-        return evaluate(app_id, products, context)
+    def recording(app_id: str, products: Any, facts: policy.Facts) -> Any:
+        asked.append((app_id, list(products), facts))
+        return evaluate(app_id, products, facts)
 
     monkeypatch.setattr(policy, "_evaluate", recording)
     run(case)
     assert asked
     book = policy._book()
-    for app_id, products, context in asked:
-        requests = policy.requests_for(app_id, products, context)
-        validated = cedarpy.is_authorized_batch(requests, book.policies, [], schema=book.schema)
-        plain = cedarpy.is_authorized_batch(requests, book.policies, [])
+    for app_id, products, facts in asked:
+        requests = policy.requests_for(app_id, products, facts.context)
+        validated = cedarpy.is_authorized_batch(requests, book.policies, facts.entities,
+                                                schema=book.schema)
+        plain = cedarpy.is_authorized_batch(requests, book.policies, facts.entities)
         for product, checked, fast in zip(products, validated, plain, strict=True):
             assert not checked.diagnostics.errors, (product, checked.diagnostics.errors)
             assert checked.decision == fast.decision, product
             assert sorted(checked.diagnostics.reasons) == sorted(fast.diagnostics.reasons)
+
+
+def test_the_schema_check_catches_facts_of_the_wrong_shape() -> None:
+    """The check above can fail: an entity attribute of the wrong type is an error."""
+    case = Case()
+    facts = policy._facts(now=case.now, age=30, subject=case.subject,
+                          profile=get_profile(case.subject.jurisdiction),
+                          app=AppFacts("app-1", False, (case.purpose,)),
+                          purpose=load_catalog().get(case.purpose), consent=None)
+    subject = next(e for e in facts.entities if e["uid"]["type"] == "Subject")
+    subject["attrs"]["age"] = "thirty"
+    requests = policy.requests_for("app-1", ["filtered"], facts.context)
+    book = policy._book()
+    [checked] = cedarpy.is_authorized_batch(requests, book.policies, facts.entities,
+                                            schema=book.schema)
+    assert checked.decision == cedarpy.Decision.NoDecision
+    assert "in attribute `age`" in " ".join(checked.diagnostics.errors)
 
 
 def test_decide_table_is_large_and_unique() -> None:
