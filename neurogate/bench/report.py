@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SYSTEMS = (("gateway", "NeuroGate"), ("gateway_recording", "NeuroGate, recording on"),
+           ("gateway_repeat", "NeuroGate again (after recording on)"),
            ("gateway_cluster", "NeuroGate cluster"), ("bare_relay", "bare relay"),
            ("lsl", "LSL"))
 
@@ -52,6 +53,22 @@ def streams_table(bench: dict[str, Any]) -> str:
     return _table(["setting", "system", "streams sustained", "latency p50 / p99 ms at half",
                    "server CPU per stream (% of a core)", "server RSS per stream",
                    "what stopped it"], rows)
+
+
+def recording_table(bench: dict[str, Any]) -> str:
+    """Recording on beside the two runs without it, and whether it is within their noise."""
+    rows = []
+    for setting, e in bench.get("recording_effect", {}).items():
+        off, p99 = e["off_streams"], e["off_p99_ms_at_half"]
+        rows.append([setting, f"{off[0]}, {off[1]}", str(e["on_streams"]),
+                     f"{e['noise_streams']} (one step here: {e['step_streams']})",
+                     "yes" if e["within_noise"] else "**no**",
+                     f"{_fmt(p99[0])}, {_fmt(p99[1])} / {_fmt(e['on_p99_ms_at_half'])}",
+                     " / ".join(_fmt(v, " %") for v in (*e["off_cpu_pct_per_stream"],
+                                                        e["on_cpu_pct_per_stream"]))])
+    return _table(["setting", "streams, recording off (before, after)",
+                   "streams, recording on", "noise (streams)", "on within the noise",
+                   "p99 ms at half, off / on", "server CPU per stream, off, off / on"], rows)
 
 
 def _bound(numerator_capped: bool | None, denominator_capped: bool | None) -> str:
@@ -173,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
     if bench_path.is_file():
         bench = json.loads(bench_path.read_text(encoding="utf-8"))
         out += [streams_table(bench), ratios_table(bench), other_tables(bench)]
+        if bench.get("recording_effect"):
+            out.insert(2, recording_table(bench))
     if leak_path.is_file():
         out.append(leakage_table(json.loads(leak_path.read_text(encoding="utf-8"))))
     print("\n\n".join(out))
@@ -182,5 +201,5 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["leakage_table", "main", "other_tables", "ratios_table", "steps_table",
-           "streams_table"]
+__all__ = ["leakage_table", "main", "other_tables", "ratios_table", "recording_table",
+           "steps_table", "streams_table"]

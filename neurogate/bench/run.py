@@ -2,7 +2,10 @@
 
 Order: policy and processing in this process first (no servers running), then for each
 stream setting the gateway, the bare relay and LSL back to back (so that all three see
-about the same background load), then revocation trials against the gateway.
+about the same background load), then revocation trials against the gateway. With
+recording selected, each setting runs the gateway, then a gateway with recording on, then
+the first gateway again: the two runs without recording bracket the one with it, and
+their difference is the run-to-run noise that recording's effect is judged against.
 """
 
 from __future__ import annotations
@@ -98,6 +101,37 @@ def _ratios(names: list[str], gateway: dict[str, Any], relay: dict[str, Any],
     return out
 
 
+def _step_below(steps: tuple[int, ...], count: int) -> int:
+    """How many streams the step up to ``count`` adds (the resolution of a count)."""
+    lower = [n for n in steps if n < count]
+    return count - lower[-1] if lower else count
+
+
+def recording_effect(off: dict[str, Any], off_again: dict[str, Any], on: dict[str, Any],
+                     steps: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """Per setting: streams sustained and latency at half load with recording off (twice:
+    before and after), and on. Recording is *within the noise* when the count with it on
+    lies between the two counts without it: they differ only by run-to-run noise."""
+    out: dict[str, Any] = {}
+    for name, entry in on.items():
+        runs = [run for run in (off.get(name), off_again.get(name)) if run is not None]
+        if len(runs) < 2:
+            continue
+        counts = [run["sustained_streams"] for run in runs]
+        with_it = entry["sustained_streams"]
+        half = [(run["latency_at_half_max"] or {}).get("p99_ms") for run in (*runs, entry)]
+        out[name] = {
+            "off_streams": counts, "on_streams": with_it,
+            "noise_streams": abs(counts[0] - counts[1]),
+            "step_streams": _step_below(steps[name], max(counts + [with_it])),
+            "within_noise": min(counts) <= with_it <= max(counts),
+            "off_cpu_pct_per_stream": [run["cpu_pct_per_stream"] for run in runs],
+            "on_cpu_pct_per_stream": entry["cpu_pct_per_stream"],
+            "off_p99_ms_at_half": half[:2], "on_p99_ms_at_half": half[2],
+        }
+    return out
+
+
 def revocation_background(config: BenchConfig, gateway: dict[str, Any]
                           ) -> tuple[int, StreamSetting]:
     """How many background streams, of which setting, the revocation trials run beside:
@@ -128,6 +162,7 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print, *, nodes: int = 
     relay_out: dict[str, Any] = {}
     lsl_out: dict[str, Any] = {}
     recording_out: dict[str, Any] = {}  # NeuroGate with recording on (docs/recordings.md)
+    repeat_out: dict[str, Any] = {}  # the gateway again, after the recording-on run
     cluster_out: dict[str, Any] = {}  # NeuroGate on several nodes (--nodes)
     cluster_stack = contextlib.ExitStack()
     with tempfile.TemporaryDirectory(prefix="neurogate-bench-") as tmp:
@@ -171,6 +206,11 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print, *, nodes: int = 
                         lambda s=setting, r=recorder: GatewaySystem(
                             s, r.server, r.clinic, config.clinical_format),
                         steps, config, say, [*servers, recorder.server.pid])
+                    if "gateway" in config.systems:
+                        repeat_out[setting.name] = run_system(
+                            lambda s=setting: GatewaySystem(s, server, clinic,
+                                                            config.clinical_format),
+                            steps, config, say, [*servers, recorder.server.pid])
                 if "bare_relay" in config.systems:
                     relay_out[setting.name] = run_system(
                         lambda s=setting: RelaySystem(s, relay), steps, config, say, servers)
@@ -203,6 +243,10 @@ def run_bench(config: BenchConfig, out: Path, say: Say = print, *, nodes: int = 
                 relay.stop()
     result["gateway"] = gateway
     result["gateway_recording"] = recording_out
+    result["gateway_repeat"] = repeat_out
+    result["recording_effect"] = recording_effect(gateway, repeat_out, recording_out,
+                                                  {s.name: config.steps_for(s)
+                                                   for s in config.settings})
     result["bare_relay"] = relay_out
     result["lsl"] = lsl_out
     names = [s.name for s in config.settings]

@@ -103,3 +103,40 @@ def test_bench_revocation_refuses_an_unknown_setting(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "'--setting'" in result.output and "64ch-1kHz, 8ch-250Hz" in result.output
     assert not (tmp_path / "revocation.json").exists()
+
+
+def test_bench_with_recording_runs_the_gateway_before_and_after_it(tmp_path: Path) -> None:
+    """Recording on is bracketed by two runs without it; the effect names both counts."""
+    config = tiny(settings=(CYTON,), systems=("gateway", "gateway_recording"))
+    run_bench(config, tmp_path, say=lambda _: None)
+    result = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    for system in ("gateway", "gateway_recording", "gateway_repeat"):
+        _check_system(result[system][CYTON.name], has_server=True)
+    effect = result["recording_effect"][CYTON.name]
+    assert effect["off_streams"] == [result["gateway"][CYTON.name]["sustained_streams"],
+                                     result["gateway_repeat"][CYTON.name]["sustained_streams"]]
+    assert effect["on_streams"] == result["gateway_recording"][CYTON.name]["sustained_streams"]
+    assert isinstance(effect["within_noise"], bool) and effect["step_streams"] == 1
+    from neurogate.bench.report import recording_table
+
+    assert f"| {CYTON.name} | " in recording_table(result)
+
+
+def _run(count: int, p99: float = 5.0) -> dict[str, Any]:
+    return {"sustained_streams": count, "cpu_pct_per_stream": 1.0,
+            "latency_at_half_max": {"p99_ms": p99}}
+
+
+@pytest.mark.parametrize(("off", "again", "on", "within"), [
+    (48, 56, 48, True), (48, 56, 56, True), (56, 56, 56, True), (48, 56, 40, False),
+    (56, 56, 48, False), (48, 48, 56, False)])
+def test_recording_is_within_the_noise_only_between_the_runs_without_it(
+        off: int, again: int, on: int, within: bool) -> None:
+    """The count with recording on must lie between the two counts without it."""
+    from neurogate.bench.run import recording_effect
+
+    steps = {"s": (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)}
+    effect = recording_effect({"s": _run(off)}, {"s": _run(again)}, {"s": _run(on)},
+                              steps)["s"]
+    assert effect["within_noise"] is within
+    assert effect["noise_streams"] == abs(off - again) and effect["step_streams"] == 8
