@@ -3,9 +3,10 @@
 ``decide_grant`` runs the full policy for every product of the purpose. After any commit
 that changed consent for a subject or an app, ``reevaluate`` decides again for the
 subscriptions it paused: they reopen if still allowed, else they get ``revoked`` and
-close. ``StoreLease`` renews the store lease from a thread of its own while the consent
-store answers; ``watch`` ends every subscription once the lease has lapsed, and those
-whose consent ran out.
+close. Those resting on a consent the commit revoked get ``revoked_refusal`` at once.
+``StoreLease`` renews the store lease from a thread of its own while the consent store
+answers; ``watch`` ends every subscription once the lease has lapsed, and those whose
+consent ran out.
 
 The bound: a frame reaches an app only while the lease holds, and the lease ends
 ``NEUROGATE_STORE_LEASE_SECONDS`` (0.5 s by default) after the store last answered a
@@ -31,7 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from neurogate.consent import access
 from neurogate.consent.consents import evaluate_products
 from neurogate.consent.models import App, Subject
-from neurogate.consent.policy import explain
+from neurogate.consent.policy import Decision, explain
 from neurogate.consent.purposes import load_catalog
 from neurogate.errors import NeurogateError, StorageError, not_found
 from neurogate.gateway.counters import DeliveryCounter
@@ -41,6 +42,7 @@ from neurogate.signal import Resolution
 
 log = logging.getLogger("neurogate.egress")
 RENEWALS_PER_LEASE = 5  # probes per lease: a probe may take 4/5 of the lease
+REVOKED_REASON = "consent.revoked"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
         reasons: list[str] = []
         explanations: list[str] = []
         valid_until = 0.0
+        consent_id = None
         decisions = evaluate_products(session=session, subject=subject, app=app,
                                       purpose_id=purpose.id, products=list(purpose.products))
         for product, decision in decisions.items():
@@ -71,6 +74,7 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
                 res = decision.constraints.resolution[product]
                 allowed[product] = Resolution(res.window_s, res.output_rate_hz, res.channels)
                 valid_until = epoch_seconds(decision.constraints.valid_until)
+                consent_id = decision.consent_id
             else:
                 for reason, sentence in zip(decision.reasons, explain(decision, language),
                                             strict=False):
@@ -79,7 +83,15 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
                         explanations.append(sentence)
     if not allowed:
         return Refusal(tuple(reasons), tuple(explanations))
-    return Grant(allowed, valid_until, tuple(reasons), tuple(explanations))
+    return Grant(allowed, valid_until, tuple(reasons), tuple(explanations), consent_id)
+
+
+def revoked_refusal(language: str = "en") -> Refusal:
+    """What a subscription resting on a consent that was just revoked is told: exactly
+    what deciding again would find, since the latest consent now says ``revoked``."""
+    decision = Decision(allowed=False, reasons=(REVOKED_REASON,), constraints=None,
+                        consent_id=None, age=0, profile="")
+    return Refusal((REVOKED_REASON,), tuple(explain(decision, language)))
 
 
 def resolve_pseudonym(gateway: Gateway, *, app_id: str, pseudonym: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from neurogate.consent.accounts import SessionPolicy, configure_password_hashing
 from neurogate.consent.checkpoint import load_or_create_signer
-from neurogate.consent.consents import CHANGES_KEY
+from neurogate.consent.consents import CHANGES_KEY, REVOKED_LATEST
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
 from neurogate.errors import StorageError
@@ -56,15 +56,16 @@ class Gateway:
 
         A transaction that changes what may flow pauses the affected streams *before* it
         commits, so that no frame produced after the commit leaves under the old decision;
-        after the commit (or a rollback) the streams are decided again. In a cluster the
+        after the commit (or a rollback) the streams are decided again, except those resting
+        on a consent the commit revoked: they are refused at once. In a cluster the
         pause covers every node: the commit waits until each live node has paused (or
         dropped out), and is refused (``PauseRefused``, 503) when they cannot be asked.
         """
         try:
             with session_scope(self.engine) as session:
                 event.listen(session, "before_commit", self._before_commit)
-                event.listen(session, "after_commit", self._after_end)
-                event.listen(session, "after_rollback", self._after_end)
+                event.listen(session, "after_commit", self._after_commit)
+                event.listen(session, "after_rollback", self._after_rollback)
                 yield session
         except StorageError as exc:
             if getattr(exc, "code", None) != "cluster_unavailable":
@@ -74,23 +75,35 @@ class Gateway:
     def _before_commit(self, session: Session) -> None:
         keys = session.info.get(CHANGES_KEY)
         if keys:
-            session.info["paused"] = self.hub.freeze(keys)
-            if self.cluster is not None:
+            session.info["paused"] = self.hub.freeze(_decided(keys))
+            if self.cluster is not None:  # other nodes always decide again (see _decided)
                 session.info["cluster_change"] = (self.cluster,
-                                                  self.cluster.pause_everywhere(set(keys)))
+                                                  self.cluster.pause_everywhere(_decided(keys)))
 
-    def _after_end(self, session: Session) -> None:
-        keys = session.info.pop(CHANGES_KEY, None)
+    def _after_commit(self, session: Session) -> None:
+        self._after_end(session, session.info.pop(CHANGES_KEY, None))
+
+    def _after_rollback(self, session: Session) -> None:
+        # Nothing was revoked after all: the paused streams are decided again as usual.
+        self._after_end(session, _decided(session.info.pop(CHANGES_KEY, None) or ()))
+
+    def _after_end(self, session: Session, keys: set[tuple[str, str]] | None) -> None:
         paused = session.info.pop("paused", [])
         change = session.info.pop("cluster_change", None)
         if not keys:
             return
-        stamped = self.hub.committed(keys, paused)
+        stamped = self.hub.committed(_decided(keys), paused)
         if self.on_change is not None and self.loop is not None:
             self.loop.call_soon_threadsafe(self.on_change, set(keys), stamped)
         if change is not None:  # the other nodes decide again too
             cluster, change_id = change
-            cluster.committed(change_id, set(keys))
+            cluster.committed(change_id, _decided(keys))
+
+
+def _decided(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """``keys`` without the revoked-consent keys: what deciding again needs. A node told
+    of a pause does not learn whether the change committed, so it must decide again."""
+    return {key for key in keys if key[0] != REVOKED_LATEST}
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

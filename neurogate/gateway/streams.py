@@ -69,7 +69,7 @@ RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rat
 RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
 SEQUENCE_MASK = 0xFFFFFFFF
 
-ChangeKey = tuple[str, str]  # ("subject", id) or ("app", id)
+ChangeKey = tuple[str, str]  # ("subject", id), ("app", id); also REVOKED_LATEST
 # Sent before closing with 4503, on a handshake or to a live subscription.
 STORE_UNAVAILABLE = {
     "type": "error", "code": "store_unavailable",
@@ -85,6 +85,7 @@ class Grant:
     valid_until: float  # seconds since the Unix epoch
     reasons: tuple[str, ...] = ()
     explanations: tuple[str, ...] = ()
+    consent_id: str | None = None  # the consent the decision rested on
 
 
 @dataclass

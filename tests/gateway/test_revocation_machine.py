@@ -53,6 +53,8 @@ from sqlmodel import Session, select
 
 from neurogate.consent.access import Principal
 from neurogate.consent.consents import (
+    CHANGES_KEY,
+    REVOKED_LATEST,
     app_pseudonym_of,
     expire_due,
     grant_consent,
@@ -663,3 +665,92 @@ def test_revocation_between_generation_check_and_reopening_stops_delivery(
         resume.set()
         world.client.portal.call(sys.settrace, previous)
         world.settle()
+
+
+# -- A revoked consent ends what rested on it at once ---------------------------------------
+
+def _decisions_counted(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The apps that ``decide_grant`` decides for from now on (re-evaluations included)."""
+    decided: list[str] = []
+
+    def counting(gateway: Gateway, **kwargs: Any) -> Grant | Refusal:
+        decided.append(kwargs["app_id"])
+        return decide_grant(gateway, **kwargs)
+
+    monkeypatch.setattr(egress, "decide_grant", counting)
+    return decided
+
+
+def test_revoking_the_latest_consent_refuses_its_subscriptions_without_deciding_again(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subscription resting on the revoked consent gets ``revoked`` (4410) with the
+    reason a decision would give, and no decision is made for it; the subject's other
+    subscription, paused by the same change, is decided again and reopens."""
+    clinic, research = world.keys["clinic"], world.keys["research"]
+    sub, other = _subscribed(world, clinic), _subscribed(world, research)
+    decided = _decisions_counted(world, monkeypatch)
+    _revoke(world, clinic, clinic.revokers[0])
+    world.settle()
+    assert sub.closing is not None and sub.closing[0] == CloseCode.REVOKED
+    message = sub.closing[1]
+    assert message["reasons"] == ["consent.revoked"] and message["reason"] == "consent.revoked"
+    assert message["explanations"] and all(message["explanations"])
+    assert decided == [research.app_id]  # the other app only
+    assert other.open and other.closing is None
+    assert not _deliverable_after_revocation(world, clinic, sub), REACHES
+
+
+def test_a_revocation_that_rolls_back_decides_again_and_reopens(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit that fails after the pause revoked nothing: the paused subscription is
+    decided again and receives again."""
+    key = world.keys["clinic"]
+    sub = _subscribed(world, key)
+    consent_id = key.consent_id
+    decided = _decisions_counted(world, monkeypatch)
+    paused: list[bool] = []
+
+    def failing(session: Session) -> None:  # after the gateway paused the streams
+        paused.append(sub.open)
+        failure = "the commit fails after the pause"
+        raise RuntimeError(failure)
+
+    with pytest.raises(RuntimeError, match="the commit fails"):
+        _revoke(world, key, key.revokers[0], before_commit=failing)
+    key.consent_id = consent_id
+    world.settle()
+    assert paused == [False]
+    assert decided == [key.app_id]
+    assert sub.open and sub.closing is None
+    assert _active_ids(world, key) == [consent_id]
+    assert _deliverable_after_revocation(world, key, sub)
+
+
+def test_revoking_a_consent_that_is_not_the_latest_names_none_to_refuse(
+        world: World) -> None:
+    """Only a consent that was its purpose's latest is known to refuse. Granting supersedes
+    the older consent, so a later one beside an active one comes only from elsewhere (an
+    import): then revoking the active one names no consent, and the latest decides."""
+    key = world.keys["clinic"]
+    named: list[set[tuple[str, str]]] = []
+
+    def revoke_and_read(consent_id: str) -> None:
+        with world.gateway.transaction() as session:
+            revoke_consent(session=session, ledger=world.gateway.ledger,
+                           principal=key.revokers[0], consent_id=consent_id)
+            named.append({k for k in session.info[CHANGES_KEY] if k[0] == REVOKED_LATEST})
+
+    with world.gateway.transaction() as session:
+        active = session.get(Consent, key.consent_id)
+        assert active is not None
+        later = Consent(**{**active.model_dump(), "id": uuid.uuid4().hex, "status": "expired",
+                           "granted_at": active.granted_at + timedelta(seconds=1)})
+        session.add(later)
+        later_id = later.id
+    revoke_and_read(key.consent_id or "")
+    with world.gateway.transaction() as session:  # without it, a new grant is the latest
+        session.delete(session.get(Consent, later_id))
+    _grant(world, key, _midnight(90))
+    revoke_and_read(key.consent_id or "")
+    assert named == [set(), {(REVOKED_LATEST, key.consent_id)}]
+    world.settle()
