@@ -49,9 +49,10 @@ from neurogate.errors import (
 )
 
 CHANGES_KEY = "consent_changes"
-# The kind of change key that names a revoked consent which was the latest of its subject,
-# app and purpose: whatever rested on it is refused now, with no need to decide again.
-REVOKED_LATEST = "revoked_latest"
+# The kind of change key that names a consent this transaction revoked. A grant supersedes
+# the active consent of its subject, app and purpose, so none of theirs is active after
+# the revocation: whatever rested on it is refused now, with no need to decide again.
+REVOKED_CONSENT = "revoked_consent"
 
 
 def mark_changed(session: Session, kind: str, ident: str) -> None:
@@ -413,12 +414,7 @@ def revoke_consent(
         raise ConflictError(msg)
     appended = _close(session, ledger, consent, principal, "revoked", now, reason=reason,
                       reason_code="withdrawn")
-    same = (Consent.subject_id == consent.subject_id, Consent.app_id == consent.app_id,
-            Consent.purpose_id == consent.purpose_id, Consent.id != consent.id)
-    later = session.exec(select(Consent.id).where(
-        *same, col(Consent.granted_at) >= consent.granted_at)).first()
-    if later is None:  # decisions read the latest consent, and this one now says revoked
-        mark_changed(session, REVOKED_LATEST, consent.id)
+    mark_changed(session, REVOKED_CONSENT, consent.id)
     file_deletion_after_revocation(session=session, consent=consent, principal=principal,
                                    now=now)
     return consent, ledger.receipt(session, appended)
@@ -588,7 +584,7 @@ def ask(*, session: Session, ledger: Ledger, principal: Principal, app_id: str, 
 
 __all__ = [
     "CHANGES_KEY",
-    "REVOKED_LATEST",
+    "REVOKED_CONSENT",
     "app_facts",
     "app_pseudonym_of",
     "ask",

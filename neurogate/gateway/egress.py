@@ -87,8 +87,8 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
 
 
 def revoked_refusal(language: str = "en") -> Refusal:
-    """What a subscription resting on a consent that was just revoked is told: exactly
-    what deciding again would find, since the latest consent now says ``revoked``."""
+    """What a subscription resting on a consent that was just revoked is told: what
+    deciding again would find, since that consent now says ``revoked``."""
     decision = Decision(allowed=False, reasons=(REVOKED_REASON,), constraints=None,
                         consent_id=None, age=0, profile="")
     return Refusal((REVOKED_REASON,), tuple(explain(decision, language)))

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from neurogate.consent.accounts import SessionPolicy, configure_password_hashing
 from neurogate.consent.checkpoint import load_or_create_signer
-from neurogate.consent.consents import CHANGES_KEY, REVOKED_LATEST
+from neurogate.consent.consents import CHANGES_KEY, REVOKED_CONSENT
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
 from neurogate.errors import StorageError
@@ -103,7 +103,7 @@ class Gateway:
 def _decided(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
     """``keys`` without the revoked-consent keys: what deciding again needs. A node told
     of a pause does not learn whether the change committed, so it must decide again."""
-    return {key for key in keys if key[0] != REVOKED_LATEST}
+    return {key for key in keys if key[0] != REVOKED_CONSENT}
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

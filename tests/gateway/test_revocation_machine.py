@@ -54,7 +54,7 @@ from sqlmodel import Session, select
 from neurogate.consent.access import Principal
 from neurogate.consent.consents import (
     CHANGES_KEY,
-    REVOKED_LATEST,
+    REVOKED_CONSENT,
     app_pseudonym_of,
     expire_due,
     grant_consent,
@@ -726,31 +726,30 @@ def test_a_revocation_that_rolls_back_decides_again_and_reopens(
     assert _deliverable_after_revocation(world, key, sub)
 
 
-def test_revoking_a_consent_that_is_not_the_latest_names_none_to_refuse(
+def test_a_new_grant_supersedes_without_refusing_and_a_revocation_names_its_consent(
         world: World) -> None:
-    """Only a consent that was its purpose's latest is known to refuse. Granting supersedes
-    the older consent, so a later one beside an active one comes only from elsewhere (an
-    import): then revoking the active one names no consent, and the latest decides."""
+    """A grant that supersedes the consent a subscription rests on names no consent to
+    refuse: the subscription is decided again onto the new one and stays open. Revoking
+    that one names exactly it."""
     key = world.keys["clinic"]
-    named: list[set[tuple[str, str]]] = []
-
-    def revoke_and_read(consent_id: str) -> None:
-        with world.gateway.transaction() as session:
-            revoke_consent(session=session, ledger=world.gateway.ledger,
-                           principal=key.revokers[0], consent_id=consent_id)
-            named.append({k for k in session.info[CHANGES_KEY] if k[0] == REVOKED_LATEST})
-
+    sub = _subscribed(world, key)
+    older = key.consent_id
     with world.gateway.transaction() as session:
-        active = session.get(Consent, key.consent_id)
-        assert active is not None
-        later = Consent(**{**active.model_dump(), "id": uuid.uuid4().hex, "status": "expired",
-                           "granted_at": active.granted_at + timedelta(seconds=1)})
-        session.add(later)
-        later_id = later.id
-    revoke_and_read(key.consent_id or "")
-    with world.gateway.transaction() as session:  # without it, a new grant is the latest
-        session.delete(session.get(Consent, later_id))
-    _grant(world, key, _midnight(90))
-    revoke_and_read(key.consent_id or "")
-    assert named == [set(), {(REVOKED_LATEST, key.consent_id)}]
+        request = ConsentCreate.model_validate({
+            "subject_id": key.subject_id, "app_id": key.app_id, "purpose_id": key.purpose_id,
+            "notice": notice(key.purpose_id), "valid_until": _midnight(90), **key.terms})
+        consent, _ = grant_consent(session=session, ledger=world.gateway.ledger,
+                                   principal=key.granter, request=request)
+        superseding = {k for k in session.info[CHANGES_KEY] if k[0] == REVOKED_CONSENT}
+    key.consent_id = consent.id
     world.settle()
+    assert superseding == set()
+    assert sub.open and sub.closing is None and sub.grant.consent_id == consent.id != older
+    with world.gateway.transaction() as session:
+        revoke_consent(session=session, ledger=world.gateway.ledger,
+                       principal=key.revokers[0], consent_id=consent.id)
+        revoking = {k for k in session.info[CHANGES_KEY] if k[0] == REVOKED_CONSENT}
+    key.consent_id = None
+    world.settle()
+    assert revoking == {(REVOKED_CONSENT, consent.id)}
+    assert sub.closing is not None and sub.closing[0] == CloseCode.REVOKED
