@@ -49,10 +49,10 @@ from neurogate.errors import (
 )
 
 CHANGES_KEY = "consent_changes"
-# The kind of change key that names a consent this transaction revoked. A grant supersedes
-# the active consent of its subject, app and purpose, so none of theirs is active after
-# the revocation: whatever rested on it is refused now, with no need to decide again.
-REVOKED_CONSENT = "revoked_consent"
+# Beside the changes, the consents the transaction revoked. A grant supersedes the active
+# consent of its subject, app and purpose, so none of theirs is active after a revocation:
+# once it commits, whatever rested on it is refused, with no need to decide again.
+REVOKED_KEY = "revoked_consents"
 
 
 def mark_changed(session: Session, kind: str, ident: str) -> None:
@@ -414,7 +414,7 @@ def revoke_consent(
         raise ConflictError(msg)
     appended = _close(session, ledger, consent, principal, "revoked", now, reason=reason,
                       reason_code="withdrawn")
-    mark_changed(session, REVOKED_CONSENT, consent.id)
+    session.info.setdefault(REVOKED_KEY, set()).add(consent.id)
     file_deletion_after_revocation(session=session, consent=consent, principal=principal,
                                    now=now)
     return consent, ledger.receipt(session, appended)
@@ -584,7 +584,7 @@ def ask(*, session: Session, ledger: Ledger, principal: Principal, app_id: str, 
 
 __all__ = [
     "CHANGES_KEY",
-    "REVOKED_CONSENT",
+    "REVOKED_KEY",
     "app_facts",
     "app_pseudonym_of",
     "ask",

@@ -534,9 +534,14 @@ def decide_products(
 
 def explain(decision: Decision, language: str = "en") -> list[str]:
     """One plain-language sentence per reason of ``decision``, in ``language``."""
+    return explain_reasons(decision.reasons, language)
+
+
+def explain_reasons(reasons: Sequence[str], language: str = "en") -> list[str]:
+    """One plain-language sentence per reason (policy ``@id``), in ``language``."""
     _check_option("language", language, LANGUAGES)
     texts = _reason_texts()
-    return [texts[reason][language] for reason in decision.reasons]
+    return [texts[reason][language] for reason in reasons]
 
 
 __all__ = [
@@ -557,6 +562,7 @@ __all__ = [
     "decide",
     "decide_products",
     "explain",
+    "explain_reasons",
     "policy_ids",
     "reason_ids",
     "reason_source",

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from neurogate import __version__
 from neurogate.consent.abuse import FLUSH_BATCH as ABUSE_FLUSH_BATCH
 from neurogate.consent.abuse import flush as flush_abuse_counts
-from neurogate.consent.consents import REVOKED_CONSENT, expire_due
+from neurogate.consent.consents import expire_due
 from neurogate.consent.duties import sweep_overdue
 from neurogate.errors import NeurogateError
 from neurogate.gateway import (
@@ -112,7 +112,7 @@ async def _flush_abuse_forever(gateway: Gateway) -> None:
 
 
 def _on_change(gateway: Gateway, keys: set[tuple[str, str]],
-               paused: list[tuple[Subscription, int]]) -> None:
+               paused: list[tuple[Subscription, int]], revoked: set[str]) -> None:
     """After a commit changed consent: end unpaired devices' streams, decide again for
     the paused subscriptions. Those resting on a consent the commit revoked are refused at
     once: deciding again could only say so, later."""
@@ -120,7 +120,6 @@ def _on_change(gateway: Gateway, keys: set[tuple[str, str]],
         stream = gateway.hub.streams.get(ident) if kind == "device" else None
         if stream is not None:
             stream.ended = "The device was unpaired from its subject; the stream ends."
-    revoked = {ident for kind, ident in keys if kind == REVOKED_CONSENT}
     for sub, generation in paused:
         if (sub.grant.consent_id in revoked and sub.generation == generation
                 and sub.closing is None):

@@ -32,7 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from neurogate.consent import access
 from neurogate.consent.consents import evaluate_products
 from neurogate.consent.models import App, Subject
-from neurogate.consent.policy import Decision, explain
+from neurogate.consent.policy import explain, explain_reasons
 from neurogate.consent.purposes import load_catalog
 from neurogate.errors import NeurogateError, StorageError, not_found
 from neurogate.gateway.counters import DeliveryCounter
@@ -89,9 +89,7 @@ def decide_grant(gateway: Gateway, *, app_id: str, subject_id: str, purpose_id: 
 def revoked_refusal(language: str = "en") -> Refusal:
     """What a subscription resting on a consent that was just revoked is told: what
     deciding again would find, since that consent now says ``revoked``."""
-    decision = Decision(allowed=False, reasons=(REVOKED_REASON,), constraints=None,
-                        consent_id=None, age=0, profile="")
-    return Refusal((REVOKED_REASON,), tuple(explain(decision, language)))
+    return Refusal((REVOKED_REASON,), tuple(explain_reasons((REVOKED_REASON,), language)))
 
 
 def resolve_pseudonym(gateway: Gateway, *, app_id: str, pseudonym: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from neurogate.consent.accounts import SessionPolicy, configure_password_hashing
 from neurogate.consent.checkpoint import load_or_create_signer
-from neurogate.consent.consents import CHANGES_KEY, REVOKED_CONSENT
+from neurogate.consent.consents import CHANGES_KEY, REVOKED_KEY
 from neurogate.consent.db import get_engine, session_scope, upgrade
 from neurogate.consent.ledger import Ledger
 from neurogate.errors import StorageError
@@ -23,6 +23,8 @@ from neurogate.gateway.streams import StreamHub
 from neurogate.gateway.throttle import Throttles
 from neurogate.gateway.tokens import TokenIssuer, load_or_create_key
 from neurogate.settings import Settings
+
+OnChange = Callable[[set[tuple[str, str]], list[tuple[Any, int]], set[str]], None]
 
 
 class ClusterPause(Protocol):
@@ -44,8 +46,9 @@ class Gateway:
     session_policy: SessionPolicy
     hub: StreamHub = field(default_factory=StreamHub)
     throttles: Throttles = field(default_factory=Throttles)
-    # Called on the event loop after a commit, with what the commit changed.
-    on_change: Callable[[set[tuple[str, str]], list[tuple[Any, int]]], None] | None = None
+    # Called on the event loop after a commit, with what the commit changed, the paused
+    # subscriptions and the consents it revoked.
+    on_change: OnChange | None = None
     loop: asyncio.AbstractEventLoop | None = None
     # Set while this node is in a cluster: pauses a change on the other nodes too.
     cluster: ClusterPause | None = None
@@ -75,35 +78,30 @@ class Gateway:
     def _before_commit(self, session: Session) -> None:
         keys = session.info.get(CHANGES_KEY)
         if keys:
-            session.info["paused"] = self.hub.freeze(_decided(keys))
-            if self.cluster is not None:  # other nodes always decide again (see _decided)
+            session.info["paused"] = self.hub.freeze(keys)
+            if self.cluster is not None:
                 session.info["cluster_change"] = (self.cluster,
-                                                  self.cluster.pause_everywhere(_decided(keys)))
+                                                  self.cluster.pause_everywhere(set(keys)))
 
     def _after_commit(self, session: Session) -> None:
-        self._after_end(session, session.info.pop(CHANGES_KEY, None))
+        self._after_end(session, session.info.pop(REVOKED_KEY, set()))
 
     def _after_rollback(self, session: Session) -> None:
-        # Nothing was revoked after all: the paused streams are decided again as usual.
-        self._after_end(session, _decided(session.info.pop(CHANGES_KEY, None) or ()))
+        session.info.pop(REVOKED_KEY, None)  # nothing was revoked after all
+        self._after_end(session, set())
 
-    def _after_end(self, session: Session, keys: set[tuple[str, str]] | None) -> None:
+    def _after_end(self, session: Session, revoked: set[str]) -> None:
+        keys = session.info.pop(CHANGES_KEY, None)
         paused = session.info.pop("paused", [])
         change = session.info.pop("cluster_change", None)
         if not keys:
             return
-        stamped = self.hub.committed(_decided(keys), paused)
+        stamped = self.hub.committed(keys, paused)
         if self.on_change is not None and self.loop is not None:
-            self.loop.call_soon_threadsafe(self.on_change, set(keys), stamped)
-        if change is not None:  # the other nodes decide again too
-            cluster, change_id = change
-            cluster.committed(change_id, _decided(keys))
-
-
-def _decided(keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """``keys`` without the revoked-consent keys: what deciding again needs. A node told
-    of a pause does not learn whether the change committed, so it must decide again."""
-    return {key for key in keys if key[0] != REVOKED_CONSENT}
+            self.loop.call_soon_threadsafe(self.on_change, set(keys), stamped, revoked)
+        if change is not None:  # the other nodes decide again (they do not learn what
+            cluster, change_id = change  # committed, so they cannot refuse at once)
+            cluster.committed(change_id, set(keys))
 
 
 def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:

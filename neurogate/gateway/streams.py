@@ -69,7 +69,7 @@ RATE_TOLERANCE = 1.5  # a device may send this much faster than its declared rat
 RATE_BURST_SECONDS = 2.0  # ...plus this much data at once
 SEQUENCE_MASK = 0xFFFFFFFF
 
-ChangeKey = tuple[str, str]  # ("subject", id), ("app", id); also REVOKED_CONSENT
+ChangeKey = tuple[str, str]  # ("subject", id) or ("app", id)
 # Sent before closing with 4503, on a handshake or to a live subscription.
 STORE_UNAVAILABLE = {
     "type": "error", "code": "store_unavailable",

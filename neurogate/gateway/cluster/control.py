@@ -217,7 +217,7 @@ class ControlPlane:
         gateway = self.gateway
         stamped = gateway.hub.committed(keys, paused)
         if gateway.on_change is not None and gateway.loop is not None:
-            gateway.loop.call_soon_threadsafe(gateway.on_change, set(keys), stamped)
+            gateway.loop.call_soon_threadsafe(gateway.on_change, set(keys), stamped, set())
 
     # -- this node pauses for a change committed elsewhere -----------------------------
     async def _on_pause(self, msg: Msg) -> None:

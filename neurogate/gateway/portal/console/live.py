@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from neurogate.consent import access, activity, consents, registry, reports
 from neurogate.consent.access import CLINICIAN
 from neurogate.consent.models import App, Device, Subject
-from neurogate.consent.policy import Decision, explain
+from neurogate.consent.policy import explain, explain_reasons
 from neurogate.gateway.deps import GatewayDep
 from neurogate.gateway.portal.console._common import (
     EVENT_LABELS,
@@ -21,13 +21,6 @@ from neurogate.gateway.portal.console._common import (
 from neurogate.gateway.portal.web import PortalUserDep, render, request_language
 
 router = APIRouter()
-
-
-def _explain(reasons: tuple[str, ...], language: str) -> list[str]:
-    """The plain sentences of a refusal's recorded reasons (policy ids)."""
-    recorded = Decision(allowed=False, reasons=reasons, constraints=None, consent_id=None,
-                        age=0, profile="")
-    return explain(recorded, language)
 
 
 @router.get("/streams")
@@ -110,7 +103,7 @@ def read_decisions(subject_id: str, request: Request, gw: GatewayDep,
         refused = [
             {"at": r.at, "app": seen.app_names.get(r.app_id or "", r.app_id or ""),
              "purpose": purpose_title(r.purpose_id, language) if r.purpose_id else "",
-             "reasons": list(zip(r.reasons, _explain(r.reasons, language), strict=True)),
+             "reasons": list(zip(r.reasons, explain_reasons(r.reasons, language), strict=True)),
              "index": r.ledger_index}
             for r in seen.refusals
         ]
