@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -83,13 +85,29 @@ def get_principal(request: Request, gateway: GatewayDep) -> Principal:
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
+
+async def principal_later(request: Request, gateway: GatewayDep) -> Callable[[], Principal]:
+    """`get_principal`, to be called inside the route's own trip to the thread pool.
+
+    A sync dependency and a sync route take two trips, each waiting for a turn of the event
+    loop on the way back; under streaming load that wait is most of a revocation's time."""
+    return functools.partial(get_principal, request, gateway)
+
+
+PrincipalLater = Annotated[Callable[[], Principal], Depends(principal_later)]
+# Either makes a route one that needs credentials (401, 403 and `security` in OpenAPI).
+PRINCIPAL_DEPENDENCIES = frozenset({get_principal, principal_later})
+
 __all__ = [
     "SESSION_COOKIE",
+    "PRINCIPAL_DEPENDENCIES",
     "CurrentPrincipal",
     "GatewayDep",
+    "PrincipalLater",
     "bearer_token",
     "client_owner_active",
     "get_gateway",
     "get_principal",
     "principal_for_token",
+    "principal_later",
 ]

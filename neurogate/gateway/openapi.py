@@ -5,7 +5,8 @@ for every operation, each error status it can answer with, all in the one error 
 ``{"error": {"code", "message", "field"?}}`` (schema ``Error``):
 
 =====  ==================================================================================
-401    operations that need credentials (they depend on ``get_principal``)
+401    operations that need credentials (they depend on ``get_principal`` or
+       ``principal_later``)
 403    those, when the caller's role may not use the operation; and every unsafe request
        (POST, PATCH, PUT, DELETE), which a cross-site ``Origin`` with the portal's cookie
        turns into ``forbidden_origin`` (``gateway/security.py``)
@@ -36,7 +37,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from neurogate.consent.accounts import APP_SCOPES, DEVICE_SCOPES
-from neurogate.gateway.deps import SESSION_COOKIE, get_gateway, get_principal
+from neurogate.gateway.deps import PRINCIPAL_DEPENDENCIES, SESSION_COOKIE, get_gateway
 from neurogate.gateway.routes._params import reject_unknown_query
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -156,7 +157,7 @@ def _has_input(dependant: Dependant) -> bool:
 def _statuses(method: str, route: RouteContext) -> set[int]:
     calls = _calls(route.dependant)
     found: set[int] = set()
-    secured = get_principal in calls
+    secured = bool(calls & PRINCIPAL_DEPENDENCIES)
     if secured:
         found |= {401, 403}
     if method in UNSAFE:
@@ -258,7 +259,7 @@ def document(schema: dict[str, Any], routes: Sequence[Any]) -> dict[str, Any]:
                 if status.startswith(("4", "5")) and "content" not in declared:
                     declared["content"] = {"application/json": {"schema": ERROR_REF}}
             calls = _calls(route.dependant)
-            operation["security"] = SECURED if get_principal in calls else []
+            operation["security"] = SECURED if calls & PRINCIPAL_DEPENDENCIES else []
     return schema
 
 

@@ -383,15 +383,16 @@ async def _close_when_ended(ws: WebSocket, sub: Subscription, sender: asyncio.Ta
     ``CLOSE_TIMEOUT_SECONDS`` (its socket full) loses the connection."""
     await sub.ending.wait()
     sender.cancel()  # a send waiting for a full socket has written nothing yet
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await sender
     assert sub.closing is not None
     code, message = sub.closing
     try:
-        await asyncio.wait_for(_close(ws, code, message), CLOSE_TIMEOUT_SECONDS)
+        async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):  # no task of its own: no turn lost
+            await _close(ws, code, message)
     except TimeoutError:
         if transport is not None:
             transport.abort()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await sender
 
 
 @router.websocket("/v1/stream/subscribe")
