@@ -267,7 +267,8 @@ class LiveStream:
         self.expected_sequence = (header.sequence + 1) & SEQUENCE_MASK
         self.dropped_sequence = None
         self.next_time = header.timestamp + header.n_samples * period
-        return samples * self.scale, header.timestamp, notices
+        # A new C-ordered float64 array the pipeline may keep (the samples are a view).
+        return np.multiply(samples, self.scale, order="C"), header.timestamp, notices
 
 
 def _warm_anti_alias_designs(sfreq: float, factors: range = range(2, 9)) -> None:
@@ -420,8 +421,8 @@ class StreamHub:
         groups = self._groups(stream)
         exported = self.exports.wanted(stream) if self.exports is not None else frozenset()
         try:
-            batch = stream.pipeline.push(samples, t0,
-                                         products={p for p, _ in groups} | exported)
+            batch = stream.pipeline.push_checked(samples, t0,
+                                                 products={p for p, _ in groups} | exported)
         except SignalError as exc:
             # Dropped for its content, like rows 6 and 7: the same number may come again.
             sequence = ((stream.expected_sequence or 0) - 1) & SEQUENCE_MASK

@@ -166,6 +166,28 @@ def test_push_rejects_bad_chunks(chunk: np.ndarray, match: str) -> None:
         _pipeline().push(chunk, t0=0.0)
 
 
+def test_push_checked_gives_what_push_gives() -> None:
+    """The gateway's path for chunks it checked itself yields the same frames as `push`,
+    and still refuses values that are not volts, naming the channel."""
+    data = _data(1000, seed=3)
+    checked, unchecked = _pipeline(), _pipeline()
+    windows = 0
+    for start in range(0, 1000, 40):
+        chunk = data[:, start:start + 40]
+        a = unchecked.push(chunk.astype(np.float32), t0=start / 250.0)
+        b = checked.push_checked(np.array(chunk.astype(np.float32), dtype=np.float64),
+                                 start / 250.0)
+        for name in PRODUCT_NAMES:
+            assert len(a[name]) == len(b[name])
+            for x, y in zip(a[name], b[name], strict=True):
+                assert (x.t, x.labels, x.columns) == (y.t, y.labels, y.columns)
+                np.testing.assert_array_equal(x.data, y.data)
+        windows += len(b["band_power"]) + len(b["signal_quality"])
+    assert windows > 0
+    with pytest.raises(SignalError, match=r"\|value\| 20 on channel 'Cz', above max_abs_v"):
+        checked.push_checked(np.where(np.arange(40).reshape(4, 10) == 13, 20.0, 0.0), 10.0)
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "match"),
     [
