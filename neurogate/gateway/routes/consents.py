@@ -98,8 +98,8 @@ async def revoke_consent(consent_id: IdPath, gw: GatewayDep, principal: Principa
                 session=session, ledger=gw.ledger, principal=principal(),
                 consent_id=consent_id, reason=body.reason if body else None,
             )
-            answer = ConsentWithReceipt(consent=ConsentPublic.model_validate(consent),
-                                        receipt=receipt)
+        answer = ConsentWithReceipt(consent=ConsentPublic.model_validate(consent),
+                                    receipt=receipt)  # after the commit: a shorter write lock
         return answer.model_dump_json().encode()
 
     return Response(await run_in_threadpool(revoke), media_type="application/json")
