@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
+from neurogate.consent.db import hold
 from neurogate.consent.models import (
     Account,
     App,
@@ -89,6 +90,7 @@ def get_subject(
     if subject is None or subject.erased_at is not None:
         msg = "subject"
         raise not_found(msg, subject_id)
+    hold(session, subject)
     if not relations(session, principal, subject_id) & set(allowed):
         msg = "subject"
         raise not_found(msg, subject_id)
@@ -132,6 +134,7 @@ def get_consent(session: Session, principal: Principal, consent_id: str,
     if subject is None or subject.erased_at is not None:
         msg = "consent"
         raise not_found(msg, consent_id)
+    hold(session, subject)  # the caller's next steps read it again
     if principal.kind == "app":
         if consent.app_id != principal.id:
             msg = "consent"

@@ -113,6 +113,17 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise StorageError(msg) from exc
 
 
+def hold(session: Session, row: object) -> None:
+    """Keep ``row`` in ``session`` until the session ends.
+
+    The identity map holds unchanged rows weakly: a subject read for an access check and
+    then dropped would be read again by each later step of the same transaction."""
+    session.info.setdefault(_HELD, []).append(row)
+
+
+_HELD = "neurogate.held"
+
+
 def alembic_config(url: str) -> Config:
     """An Alembic configuration pointing at the packaged migrations and ``url``."""
     config = Config()
@@ -128,4 +139,4 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(url), revision)
 
 
-__all__ = ["alembic_config", "get_engine", "session_scope", "upgrade"]
+__all__ = ["alembic_config", "get_engine", "hold", "session_scope", "upgrade"]

@@ -432,7 +432,10 @@ class Ledger:
         if batch.signed == batch.size:
             return batch.note
         connection = session.connection()
-        existing = connection.execute(
+        # The first signing of a transaction with leaves of its own is at a size that no
+        # committed checkpoint has (appenders are serialised), so there is nothing to find.
+        first_own = batch.hashes and batch.signed == -1
+        existing = None if first_own else connection.execute(
             core_select(_CHECKPOINTS.c.note).where(_CHECKPOINTS.c.size == batch.size)
         ).scalar()
         if existing is not None:  # signed earlier at this size (no leaf appended since)

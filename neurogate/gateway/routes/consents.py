@@ -90,12 +90,13 @@ async def revoke_consent(consent_id: IdPath, gw: GatewayDep, principal: Principa
     """Revoke a consent in one call; it is on disk before this answers.
 
     The caller, the revocation and the answer's JSON take one trip to the thread pool, not
-    three: each trip back waits for a turn of the event loop, which streams keep busy."""
+    three: each trip back waits for a turn of the event loop, which streams keep busy. The
+    caller is read in the revocation's own transaction."""
 
     def revoke() -> bytes:
         with gw.transaction() as session:
             consent, receipt = consents.revoke_consent(
-                session=session, ledger=gw.ledger, principal=principal(),
+                session=session, ledger=gw.ledger, principal=principal(session),
                 consent_id=consent_id, reason=body.reason if body else None,
             )
         answer = ConsentWithReceipt(consent=ConsentPublic.model_validate(consent),

@@ -267,29 +267,7 @@ async def ingest_stream(ws: WebSocket) -> None:
         "type": "welcome", "protocol": PROTOCOL_VERSION, "stream": stream.id,
         "max_frame_bytes": 1 << 20, "notes": dict(stream.pipeline.notes)}))
     try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
-            if stream.ended:
-                await _close(ws, CloseCode.FORBIDDEN, {"type": "error", "code": "unpaired",
-                                                       "message": stream.ended})
-                break
-            if message.get("bytes") is not None:
-                for notice in gateway.hub.ingest(stream, message["bytes"]):
-                    await ws.send_text(json.dumps(notice))
-            elif message.get("text") is not None:
-                try:
-                    control = json.loads(message["text"])
-                except json.JSONDecodeError:
-                    control = None
-                if isinstance(control, dict) and control.get("type") == "bye":
-                    await _close(ws, CloseCode.NORMAL)
-                    break
-                await ws.send_text(json.dumps({
-                    "type": "error", "code": "unknown_message",
-                    "message": "Text messages after the hello may only be {\"type\": \"bye\"}; "
-                               "samples go in binary frames."}))
+        await asyncio.create_task(_receive_frames(ws, gateway, stream))  # cancelled with us
     except ProtocolError as exc:
         await _close(ws, exc.close_code, {"type": "error", "code": "bad_frame",
                                           "message": exc.message})
@@ -301,6 +279,37 @@ async def ingest_stream(ws: WebSocket) -> None:
             stream_records.stop, gateway, stream=stream.id, device=device.id,
             subject=subject.pseudonym, frames=stream.frames, samples=stream.samples,
             dropped=stream.rejected))
+
+
+async def _receive_frames(ws: WebSocket, gateway: Gateway, stream: LiveStream) -> None:
+    """A device's frames, until it leaves: each into the hub, each notice back.
+
+    Run as a task of its own: a task resumes every coroutine between it and the await
+    that is waiting, and under the endpoint lie some twenty frames of ASGI middleware
+    and routing, which each received frame would otherwise wake in turn."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            break
+        if stream.ended:
+            await _close(ws, CloseCode.FORBIDDEN, {"type": "error", "code": "unpaired",
+                                                   "message": stream.ended})
+            break
+        if message.get("bytes") is not None:
+            for notice in gateway.hub.ingest(stream, message["bytes"]):
+                await ws.send_text(json.dumps(notice))
+        elif message.get("text") is not None:
+            try:
+                control = json.loads(message["text"])
+            except json.JSONDecodeError:
+                control = None
+            if isinstance(control, dict) and control.get("type") == "bye":
+                await _close(ws, CloseCode.NORMAL)
+                break
+            await ws.send_text(json.dumps({
+                "type": "error", "code": "unknown_message",
+                "message": "Text messages after the hello may only be {\"type\": \"bye\"}; "
+                           "samples go in binary frames."}))
 
 
 def _transport(ws: WebSocket) -> asyncio.WriteTransport | None:
