@@ -209,7 +209,12 @@ def _tell(gateway: Gateway, world: DemoWorld, say: Say, base: str, ws: str) -> i
                  f"&purpose=neuromarketing&", tokens["adlab"])
     for app in (clinic, focus, adlab):
         app.start()
-    time.sleep(4.0)
+    # A focus index covers 4 s of signal and the stream's windows end at a phase of their
+    # own (up to half a second later): wait for the first, within a deadline.
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not (
+            clinic.data("filtered") and focus.data("focus_index")):
+        time.sleep(0.1)
 
     ok = True
     filtered = clinic.data("filtered")

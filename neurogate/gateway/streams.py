@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import struct
 import threading
 import time
@@ -177,8 +178,12 @@ class LiveStream:
         self.subject_id = subject_id
         self.hello = hello
         self.scale = hello.scale_to_volts()
+        # Each stream's windows end at a phase of its own: streams started together (a
+        # ward, a lab's shared trigger) would otherwise all compute their windows, the
+        # costliest chunk by far, in the same turn of the event loop.
         self.pipeline = StreamPipeline(hello.channel_names, hello.channel_types,
-                                       hello.sampling_rate, line_freq)
+                                       hello.sampling_rate, line_freq,
+                                       window_phase=random.random())
         _warm_anti_alias_designs(hello.sampling_rate)
         self.expected_sequence: int | None = None
         self.dropped_sequence: int | None = None  # last frame dropped for its content

@@ -42,6 +42,7 @@ def check_range(
     low: float | None = None,
     high: float | None = None,
     low_inclusive: bool = True,
+    high_inclusive: bool = True,
     unit: str = "",
     error: type[NeurogateError] = ValidationError,
 ) -> float:
@@ -51,13 +52,14 @@ def check_range(
         raise error(msg, field=name)
     out = float(value)
     too_low = low is not None and (out < low if low_inclusive else out <= low)
-    too_high = high is not None and out > high
+    too_high = high is not None and (out > high if high_inclusive else out >= high)
     if not math.isfinite(out) or too_low or too_high:
         lo = "-inf" if low is None else f"{low:g}"
         hi = "inf" if high is None else f"{high:g}"
         bracket = "[" if low_inclusive else "("
+        closing = "]" if high_inclusive else ")"
         msg = (
-            f"The '{name}' parameter must be finite and in {bracket}{lo}, {hi}]{unit}, "
+            f"The '{name}' parameter must be finite and in {bracket}{lo}, {hi}{closing}{unit}, "
             f"but got {out!r}{unit}."
         )
         raise error(msg, field=name)

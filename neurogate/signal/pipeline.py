@@ -150,6 +150,11 @@ class StreamPipeline:
         Time between windowed outputs in seconds.
     segment_s : float
         Welch segment length in seconds (at least 1, at most ``window_s``).
+    window_phase : float
+        Fraction of a hop, at least 0 and below 1, by which every window ends later: the
+        windows end ``window_s + window_phase * hop_s + k * hop_s`` after the first sample
+        (rounded to samples). A gateway gives each stream its own phase, so that streams
+        started together do not all compute their windows in the same instant.
     quality : QualityThresholds
         Thresholds of ``signal_quality``.
     max_abs_v : float
@@ -182,6 +187,7 @@ class StreamPipeline:
         window_s: float = 2.0,
         hop_s: float = 0.5,
         segment_s: float = 1.0,
+        window_phase: float = 0.0,
         quality: QualityThresholds | None = None,
         max_abs_v: float = 1.0,
     ) -> None:
@@ -213,6 +219,8 @@ class StreamPipeline:
         window_s = check_range("window_s", window_s, low=1.0, unit=" s")
         hop_s = check_range("hop_s", hop_s, low=1.0 / self.sfreq, unit=" s")
         segment_s = check_range("segment_s", segment_s, low=1.0, high=window_s, unit=" s")
+        window_phase = check_range("window_phase", window_phase, low=0.0, high=1.0,
+                                   high_inclusive=False)
         self.max_abs_v = check_range("max_abs_v", max_abs_v, low=0.0, low_inclusive=False)
         self.quality = quality if quality is not None else QualityThresholds()
 
@@ -240,6 +248,7 @@ class StreamPipeline:
         self._n_window = round(window_s * self.sfreq)
         self._n_hop = round(hop_s * self.sfreq)
         self._n_seg = round(segment_s * self.sfreq)
+        self._n_first = self._n_window + int(window_phase * self._n_hop)
         edges = band_edges(self.sfreq)
         self.bands = tuple(edges)
         self._masks = np.array([self._welch.mask(lo, hi) for lo, hi in edges.values()])
@@ -253,7 +262,7 @@ class StreamPipeline:
         }
         self._raw_ring = _Ring(n, self._n_window, np.float32)  # raw came as float32
         self._filt_ring = _Ring(n, self._n_window)
-        self._until_emit = self._n_window
+        self._until_emit = self._n_first
         self._reset_segments()
 
     def _reset_segments(self) -> None:
@@ -279,7 +288,7 @@ class StreamPipeline:
         self.chain.reset()
         self._raw_ring = _Ring(len(self.labels), self._n_window, np.float32)
         self._filt_ring = _Ring(len(self.labels), self._n_window)
-        self._until_emit = self._n_window
+        self._until_emit = self._n_first
         self._reset_segments()
 
     def push(

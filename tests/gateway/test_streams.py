@@ -185,3 +185,19 @@ def test_take_records_when_the_message_was_queued() -> None:
     queued = sub.queued_at[0]
     assert sub.take() == "a"
     assert sub.taken_at == queued
+
+
+def test_streams_started_together_end_their_windows_at_phases_of_their_own() -> None:
+    """Each stream's first 2 s window starts within its first hop (0.5 s), at a phase of
+    its own, so streams started at once do not all compute windows in one turn."""
+    firsts = []
+    for _ in range(12):
+        hub, stream = _hub()
+        sub = _subscribe(hub, {"band_power": Resolution(2.0, 2.0, "electrodes")})
+        _feed(hub, stream, 3.0)
+        times = [json.loads(m)["t"] for m in sub.queue]
+        assert times, "no band_power frame after 3 s"
+        np.testing.assert_allclose(np.diff(times), 0.5)
+        firsts.append(times[0])
+    assert all(0.0 <= t < 0.5 for t in firsts), firsts
+    assert len(set(firsts)) > 1, firsts

@@ -115,6 +115,25 @@ def test_window_times_follow_chunk_clock() -> None:
     np.testing.assert_allclose(t, 100.0 + 0.5 * np.arange(9))
 
 
+def test_window_phase_moves_every_window_by_a_fraction_of_the_hop() -> None:
+    """With a phase, windows end that fraction of a hop later, every hop, and each one is
+    still Welch over its whole window of the filtered signal."""
+    data = _data(2000, seed=3)
+    filtered = _filtered(data, 0, 2000)
+    welch = WelchEstimator(250.0, 500, 250)
+    masks = np.array([welch.mask(lo, hi) for lo, hi in band_edges(250.0).values()])
+    pipeline, t = _pipeline(window_phase=0.5), []
+    for start in range(0, 2000, 40):
+        for frame in pipeline.push(data[:, start:start + 40], 100.0 + start / 250)["band_power"]:
+            t.append(frame.t)
+            first = round((frame.t - 100.0) * 250)
+            want = welch.band_power(welch.psd(filtered[:, first:first + 500]), masks)
+            np.testing.assert_allclose(frame.data, want, rtol=1e-10, atol=0)
+    # 0.5 of a 125-sample hop is 62 samples: windows start at 62, 187, ... samples
+    np.testing.assert_allclose(t, 100.0 + (62 + 125 * np.arange(len(t))) / 250)
+    assert len(t) == 12
+
+
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=30))
 def test_pipeline_products_independent_of_chunking(sizes: list[int]) -> None:
@@ -197,6 +216,10 @@ def test_push_checked_gives_what_push_gives() -> None:
         ((NAMES, TYPES, 32.0), {}, r"'sfreq' parameter must be finite and in \[64, inf\] Hz"),
         ((NAMES, TYPES, 250.0), {"window_s": 0.5}, r"'window_s' .* \[1, inf\] s, but got 0.5"),
         ((NAMES, TYPES, 250.0), {"reference": "M1"}, r"unknown: \['M1'\]"),
+        ((NAMES, TYPES, 250.0), {"window_phase": 1.0},
+         r"'window_phase' .* \[0, 1\), but got 1.0"),
+        ((NAMES, TYPES, 250.0), {"window_phase": -0.1},
+         r"'window_phase' .* \[0, 1\), but got -0.1"),
     ],
 )
 def test_pipeline_rejects_bad_settings(args: tuple, kwargs: dict, match: str) -> None:
