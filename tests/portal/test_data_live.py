@@ -16,7 +16,7 @@ from tests.e2e.live import app_token, hello, open_device, subscribe, synthetic_u
 from tests.portal.conftest import PortalServer
 
 CHUNK = 10
-STREAM_SECONDS = 4.0
+STREAM_SECONDS = 5.0  # a focus index covers 4 s, and a stream's windows end up to 0.5 s later
 
 
 def _pseudonym(server: PortalServer, app_id: str, subject_id: str) -> str:
